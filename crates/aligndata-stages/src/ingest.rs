@@ -1,0 +1,151 @@
+//! Ingest: real text files → a dataset of `source: real` records.
+//!
+//! Streams every input row by row: a row that cannot be read goes to the output's
+//! `quarantine.jsonl` with file, line and reason (or, with `strict`, fails the run with that
+//! message). Cleaning, PII scrubbing and language identification build on this (issue #5).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use aligndata_core::{Record, SourceKind};
+use aligndata_dataset::{
+    DatasetWriter, Format, InputSpec, ManifestFields, QuarantineEntry, WriterOptions, read_input,
+};
+
+/// What to ingest and how.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Input files, read in order.
+    pub inputs: Vec<PathBuf>,
+    /// How to find the text and id in each row.
+    pub spec: InputSpec,
+    /// Fail on the first bad row instead of quarantining it.
+    pub strict: bool,
+    /// Storage format of the output dataset.
+    pub format: Format,
+}
+
+/// Counts of what went where, per run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    /// Rows read successfully, over all inputs.
+    pub records: u64,
+    /// Rows sent to quarantine.
+    pub quarantined: u64,
+    /// Quarantine reasons (the reason's kind, before the first colon) and their counts.
+    pub quarantine_reasons: BTreeMap<String, u64>,
+    /// Per input file: records and quarantined rows.
+    pub files: Vec<FileSummary>,
+    /// The output dataset directory.
+    pub out: PathBuf,
+}
+
+/// Counts for one input file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    /// The input file.
+    pub file: PathBuf,
+    /// Rows read into records.
+    pub records: u64,
+    /// Rows quarantined.
+    pub quarantined: u64,
+}
+
+/// Runs ingest into `out`. `progress` is called with the number of rows handled so far.
+pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Result<IngestSummary> {
+    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
+        .with_context(|| format!("could not create dataset {}", out.display()))?;
+    let mut summary = IngestSummary { out: out.to_path_buf(), ..IngestSummary::default() };
+    let mut handled = 0u64;
+    for input in &config.inputs {
+        let rows = read_input(input, &config.spec)?;
+        let mut file_summary = FileSummary { file: input.clone(), records: 0, quarantined: 0 };
+        for row in rows {
+            handled += 1;
+            if handled % 4096 == 0 {
+                progress(handled);
+            }
+            match row {
+                Ok(raw) => {
+                    let mut record = Record::new(SourceKind::Real, raw.text);
+                    record.provenance.file = Some(raw.file);
+                    record.provenance.line = Some(raw.line);
+                    record.provenance.original_id = raw.original_id;
+                    writer.push(&record)?;
+                    file_summary.records += 1;
+                }
+                Err(bad) => {
+                    if config.strict {
+                        bail!(
+                            "{}:{}: {}\nhint: drop --strict to send such rows to quarantine.jsonl and go on",
+                            bad.file,
+                            bad.line,
+                            bad.reason
+                        );
+                    }
+                    let kind = bad.reason.split(':').next().unwrap_or("").trim().to_string();
+                    *summary.quarantine_reasons.entry(kind).or_default() += 1;
+                    writer.quarantine(QuarantineEntry {
+                        file: bad.file,
+                        line: bad.line,
+                        reason: bad.reason,
+                        raw: bad.raw,
+                    })?;
+                    file_summary.quarantined += 1;
+                }
+            }
+        }
+        summary.records += file_summary.records;
+        summary.quarantined += file_summary.quarantined;
+        summary.files.push(file_summary);
+    }
+    progress(handled);
+    writer.finish(ManifestFields {
+        stage: "ingest".into(),
+        config: config_json(config),
+        parents: Vec::new(),
+        extra: serde_json::to_value(&summary)?,
+    })?;
+    Ok(summary)
+}
+
+/// The config as recorded in the manifest: settings plus each input's size and modification
+/// time, so that a rerun can tell whether anything changed.
+pub fn config_json(config: &IngestConfig) -> serde_json::Value {
+    let inputs: Vec<serde_json::Value> = config
+        .inputs
+        .iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path).ok();
+            let modified = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos().to_string());
+            serde_json::json!({
+                "path": path,
+                "bytes": meta.map(|m| m.len()),
+                "modified": modified,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "inputs": inputs,
+        "text_field": config.spec.text_field,
+        "id_field": config.spec.id_field,
+        "max_line_bytes": config.spec.max_line_bytes,
+        "strict": config.strict,
+        "format": format!("{:?}", config.format),
+    })
+}
+
+/// True when `out` holds a finished ingest of exactly this config and these input files.
+pub fn is_up_to_date(config: &IngestConfig, out: &Path) -> bool {
+    match aligndata_dataset::Dataset::open(out) {
+        Ok(dataset) => dataset.manifest.stage == "ingest" && dataset.manifest.config == config_json(config),
+        Err(_) => false,
+    }
+}

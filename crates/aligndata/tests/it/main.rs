@@ -1,0 +1,9 @@
+//! Integration tests: the real `aligndata` binary, run in a fresh temp directory per test.
+//!
+//! One test binary (not one per file) keeps link time down on small machines.
+
+mod cli;
+mod ingest;
+mod pipeline;
+mod taxonomy;
+mod util;
