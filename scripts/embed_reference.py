@@ -9,6 +9,9 @@ BERT -> mean pooling over the attention mask -> L2 normalisation.
 
     # write crates/aligndata-models/test_data/embed/minilm_reference.json
     python3 scripts/embed_reference.py reference MODEL_DIR OUT.json
+    # write crates/aligndata-models/test_data/embed/wordllama_reference.json (needs
+    # `pip install wordllama==0.4.0.post1`: its own WordLlamaInference does the pooling)
+    python3 scripts/embed_reference.py static-reference WORDLLAMA_DIR OUT.json
     # throughput on the first N comments of a TSV (column 1), with T BLAS threads
     python3 scripts/embed_reference.py bench MODEL_DIR TSV [N] [THREADS]
 
@@ -71,6 +74,7 @@ class Bert:
         self.heads = cfg["num_attention_heads"]
         self.eps = cfg.get("layer_norm_eps", 1e-12)
         self.gelu = gelu
+        self.wt = {}
         max_len = 128
         st = os.path.join(model_dir, "sentence_bert_config.json")
         if os.path.exists(st):
@@ -80,7 +84,13 @@ class Bert:
         self.tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the batch's longest
 
     def lin(self, x, name):
-        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+        # One 2-D GEMM per linear layer, with the weight pre-transposed once (contiguous).
+        wt = self.wt.get(name)
+        if wt is None or wt.dtype != x.dtype:
+            wt = self.wt[name] = np.ascontiguousarray(self.w[name + ".weight"].T)
+        shape = x.shape
+        y = x.reshape(-1, shape[-1]) @ wt + self.w[name + ".bias"]
+        return y.reshape(*shape[:-1], wt.shape[1])
 
     def forward(self, ids, mask):
         w = self.w
@@ -149,6 +159,33 @@ def reference(model_dir, out_path):
     print(f"wrote {out_path}: dim {len(rows[0])}, first dims {rows[0][:4]}")
 
 
+STATIC_SENTENCES = [
+    "I'm terrified of my presentation tomorrow",
+    "public speaking makes me panic",
+    "Ça va très BIEN 😊 naïve",
+]
+
+
+def static_reference(model_dir, out_path):
+    from wordllama.inference import WordLlamaInference
+
+    emb = load_file(os.path.join(model_dir, "l2_supercat_256.safetensors"))["embedding.weight"]
+    tok = Tokenizer.from_file(os.path.join(model_dir, "l2_supercat_tokenizer_config.json"))
+    wl = WordLlamaInference(emb, tok)
+    rows = wl.embed(STATIC_SENTENCES, norm=True)
+    doc = {
+        "how": "scripts/embed_reference.py static-reference: wordllama 0.4.0.post1's own "
+               "WordLlamaInference.embed(texts, norm=True) over the installed wordllama-256 files.",
+        "model": "wordllama-256 (PyPI wordllama==0.4.0.post1, l2_supercat 256-d)",
+        "sentences": [{"text": t, "embedding": [round(float(v), 7) for v in r]}
+                      for t, r in zip(STATIC_SENTENCES, rows)],
+    }
+    with open(out_path, "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {out_path}")
+
+
 def bench(model_dir, tsv, n=5000, batch=32):
     texts = []
     with open(tsv, encoding="utf-8") as f:
@@ -174,6 +211,8 @@ def bench(model_dir, tsv, n=5000, batch=32):
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "reference":
         reference(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "static-reference":
+        static_reference(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 4 and sys.argv[1] == "bench":
         bench(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 5000)
     else:

@@ -86,6 +86,18 @@ struct Phase {
     bytes: u64,
     records: u64,
     peak_mb: f64,
+    cpu_secs: f64,
+}
+
+/// User + system CPU seconds of this process so far (all threads), from /proc/self/stat.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // Clock ticks are 100 per second on Linux in practice.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn reset_peak() {
@@ -104,15 +116,17 @@ fn peak_mb() -> f64 {
 
 fn timed(name: &'static str, phases: &mut Vec<Phase>, f: impl FnOnce() -> (u64, u64)) {
     reset_peak();
+    let cpu_start = cpu_secs();
     let start = Instant::now();
     let (bytes, records) = f();
     let secs = start.elapsed().as_secs_f64();
-    phases.push(Phase { name, secs, bytes, records, peak_mb: peak_mb() });
+    phases.push(Phase { name, secs, bytes, records, peak_mb: peak_mb(), cpu_secs: cpu_secs() - cpu_start });
     let p = phases.last().unwrap();
     println!(
-        "{:<34} {:>7.2} s {:>9.1} MB {:>8.0} MB/s {:>10.0} rec/s  peak RSS {:>6.0} MB",
+        "{:<32} {:>6.2} s (cpu {:>5.2} s) {:>7.1} MB {:>6.0} MB/s {:>8.0} rec/s  peak RSS {:>4.0} MB",
         p.name,
         p.secs,
+        p.cpu_secs,
         p.bytes as f64 / 1e6,
         p.bytes as f64 / 1e6 / p.secs,
         p.records as f64 / p.secs,

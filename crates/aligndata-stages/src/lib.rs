@@ -4,5 +4,8 @@
 //! Stages take explicit config structs and a progress callback; they never read environment
 //! variables or print. The binary turns flags into configs and draws the progress.
 
+pub mod clean;
+pub mod dedup;
 pub mod ingest;
+pub mod pii;
 pub mod pipeline;

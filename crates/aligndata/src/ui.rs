@@ -48,11 +48,6 @@ impl Ui {
         }
     }
 
-    /// A warning on stderr, even when quiet.
-    pub fn warn(&self, msg: &str) {
-        eprintln!("warning: {msg}");
-    }
-
     /// A progress bar with rate and ETA; hidden when quiet or when stderr is not a terminal.
     pub fn bar(&self, len: Option<u64>, what: &str) -> ProgressBar {
         let bar = match len {

@@ -50,11 +50,13 @@ pub struct LocalConfig {
     pub max_batch: usize,
     /// Cap on prompt tokens admitted into one step (bounds activation memory).
     pub max_prefill_tokens: usize,
+    /// Keep generating past end-of-generation tokens (benchmarks: fixed output lengths).
+    pub ignore_eos: bool,
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self { max_batch: 16, max_prefill_tokens: 4096 }
+        Self { max_batch: 16, max_prefill_tokens: 4096, ignore_eos: false }
     }
 }
 
@@ -580,8 +582,13 @@ impl LocalLlm {
         let name = ct.metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
         let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let model_id = format!("gguf:{file_name}:{size}:{name}");
-        let cfg = LocalConfig { max_batch: cfg.max_batch.max(1), max_prefill_tokens: cfg.max_prefill_tokens.max(1) };
+        let cfg = LocalConfig { max_batch: cfg.max_batch.max(1), max_prefill_tokens: cfg.max_prefill_tokens.max(1), ..cfg };
         Ok(Self { model, tok, template, model_id, cfg, stats: Default::default() })
+    }
+
+    /// Changes the batching options of a loaded model.
+    pub fn set_config(&mut self, cfg: LocalConfig) {
+        self.cfg = LocalConfig { max_batch: cfg.max_batch.max(1), max_prefill_tokens: cfg.max_prefill_tokens.max(1), ..cfg };
     }
 
     pub fn context_length(&self) -> usize {
@@ -765,7 +772,7 @@ impl Llm for LocalLlm {
                 let tok = sample(&lg, req.temperature, req.top_p, &mut a.rng);
                 a.generated.push(tok);
                 let mut done = None;
-                if self.tok.end_of_generation.contains(&tok) {
+                if !self.cfg.ignore_eos && self.tok.end_of_generation.contains(&tok) {
                     done = Some(FinishReason::Stop);
                 } else if !req.stop.is_empty() {
                     if let Ok(mut text) = self.tok.decode(&a.generated) {

