@@ -107,15 +107,55 @@ impl Pipeline {
         let mut pipeline: Pipeline =
             aligndata_core::yaml::from_yaml_str(&source, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
-        pipeline.taxonomy = base.join(&pipeline.taxonomy);
-        pipeline.out = base.join(&pipeline.out);
+        pipeline.taxonomy = join_lexically(base, &pipeline.taxonomy);
+        pipeline.out = join_lexically(base, &pipeline.out);
         for step in &mut pipeline.steps {
             if let Step::Ingest(ingest) = step {
                 for input in &mut ingest.inputs {
-                    *input = base.join(&*input);
+                    *input = join_lexically(base, input);
                 }
             }
         }
         Ok(pipeline)
+    }
+}
+
+/// `base.join(path)` with `.` and `..` folded away, so that paths print the way a user would
+/// write them (`out/self-doubt`, not `examples/self-doubt/../../out/self-doubt`). Lexical only:
+/// the target may not exist yet.
+fn join_lexically(base: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in base.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let last_is_normal = matches!(out.components().next_back(), Some(Component::Normal(_)));
+                if last_is_normal {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_folded_relative_to_the_pipeline_file() {
+        let base = Path::new("examples/self-doubt");
+        assert_eq!(join_lexically(base, Path::new("../../out/x")), PathBuf::from("out/x"));
+        assert_eq!(
+            join_lexically(base, Path::new("../../../shared/a.csv")),
+            PathBuf::from("../shared/a.csv")
+        );
+        assert_eq!(join_lexically(Path::new(""), Path::new("t.yaml")), PathBuf::from("t.yaml"));
+        assert_eq!(join_lexically(Path::new("/a/b"), Path::new("/abs")), PathBuf::from("/abs"));
     }
 }

@@ -52,9 +52,7 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
                 let missing: Vec<_> = spec.inputs.iter().filter(|p| !p.exists()).collect();
                 if !missing.is_empty() {
                     if spec.optional {
-                        let line = format!("{label}: skipped, optional input missing: {}", missing[0].display());
-                        ui.note(&line);
-                        human.push(line);
+                        ui.note(&format!("{label}: skipped, optional input missing: {}", missing[0].display()));
                         steps_json.push(json!({ "step": "ingest", "status": "skipped-missing-input" }));
                         continue;
                     }
@@ -72,9 +70,8 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
                     format: Format::Jsonl,
                 };
                 if is_up_to_date(&config, &out) {
-                    let line = format!("{label}: unchanged, kept {}", out.display());
-                    ui.note(&line);
-                    human.push(line);
+                    ui.note(&format!("{label}: inputs and config unchanged, kept {}", out.display()));
+                    human.push(format!("  {:<10} {}", spec.name, out.display()));
                     steps_json.push(json!({ "step": "ingest", "status": "unchanged", "out": out }));
                     continue;
                 }
@@ -82,14 +79,13 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
                 let summary = ingest(&config, &out, &|n| bar.set_position(n));
                 bar.finish_and_clear();
                 let summary = summary?;
-                let line = format!(
+                ui.note(&format!(
                     "{label}: {} records, {} quarantined → {}",
                     summary.records,
                     summary.quarantined,
                     out.display()
-                );
-                ui.note(&line);
-                human.push(line);
+                ));
+                human.push(format!("  {:<10} {}", spec.name, out.display()));
                 steps_json.push(json!({ "step": "ingest", "status": "ran", "summary": summary }));
             }
             other => {
@@ -101,6 +97,6 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
             }
         }
     }
-    human.insert(0, format!("pipeline {} done; outputs under {}", pipeline.name, pipeline.out.display()));
+    human.insert(0, format!("pipeline {} done; outputs:", pipeline.name));
     Ok(Outcome::new(human, json!({ "ok": true, "pipeline": pipeline.name, "out": pipeline.out, "steps": steps_json })))
 }
