@@ -101,7 +101,7 @@ def main():
     cp.n_seq_max = args.batch
     cp.n_threads = args.threads
     cp.n_threads_batch = args.threads
-    cp.kv_unified = True
+    cp.kv_unified = False
     ctx = L.llama_init_from_model(model, cp)
     # Warm-up.
     run(ctx, vocab, n_vocab, prompts[:1], 4)

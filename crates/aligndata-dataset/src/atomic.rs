@@ -15,9 +15,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DatasetError> {
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| DatasetError::io("create a temp file in", dir, e))?;
-    tmp.write_all(bytes).map_err(|e| DatasetError::io("write", tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| DatasetError::io("fsync", tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| DatasetError::io("rename a temp file to", path, e.error))?;
+    tmp.write_all(bytes)
+        .map_err(|e| DatasetError::io("write", tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| DatasetError::io("fsync", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| DatasetError::io("rename a temp file to", path, e.error))?;
     fsync_dir(dir)
 }
 

@@ -84,13 +84,21 @@ pub struct DatasetRecords {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { format: Format::Jsonl, shard_records: 100_000 }
+        WriterOptions {
+            format: Format::Jsonl,
+            shard_records: 100_000,
+        }
     }
 }
 
 impl From<BadRow> for QuarantineEntry {
     fn from(row: BadRow) -> Self {
-        QuarantineEntry { file: row.file, line: row.line, reason: row.reason, raw: row.raw }
+        QuarantineEntry {
+            file: row.file,
+            line: row.line,
+            reason: row.reason,
+            raw: row.raw,
+        }
     }
 }
 
@@ -106,10 +114,14 @@ impl DatasetWriter {
         let tmp = sibling(dir, "partial");
         if tmp.exists() {
             // Left by an earlier run that had our pid and crashed: nothing in it is finished.
-            fs::remove_dir_all(&tmp).map_err(|e| DatasetError::io("remove stale temp directory", &tmp, e))?;
+            fs::remove_dir_all(&tmp)
+                .map_err(|e| DatasetError::io("remove stale temp directory", &tmp, e))?;
         }
         fs::create_dir(&tmp).map_err(|e| DatasetError::io("create directory", &tmp, e))?;
-        let options = WriterOptions { shard_records: options.shard_records.max(1), ..options };
+        let options = WriterOptions {
+            shard_records: options.shard_records.max(1),
+            ..options
+        };
         Ok(DatasetWriter {
             dir: dir.to_path_buf(),
             tmp,
@@ -143,13 +155,19 @@ impl DatasetWriter {
             Some(out) => out,
             None => {
                 let file = File::create(&path).map_err(|e| DatasetError::io("create", &path, e))?;
-                self.quarantine.insert(BufWriter::with_capacity(1 << 16, file))
+                self.quarantine
+                    .insert(BufWriter::with_capacity(1 << 16, file))
             }
         };
-        let mut line = serde_json::to_vec(&entry)
-            .map_err(|source| DatasetError::SerializeRecord { path: path.clone(), id: entry.file.clone(), source })?;
+        let mut line =
+            serde_json::to_vec(&entry).map_err(|source| DatasetError::SerializeRecord {
+                path: path.clone(),
+                id: entry.file.clone(),
+                source,
+            })?;
         line.push(b'\n');
-        out.write_all(&line).map_err(|e| DatasetError::io("write", &path, e))?;
+        out.write_all(&line)
+            .map_err(|e| DatasetError::io("write", &path, e))?;
         self.counts.quarantined += 1;
         Ok(())
     }
@@ -170,8 +188,11 @@ impl DatasetWriter {
         }
         if let Some(out) = self.quarantine.take() {
             let path = self.tmp.join(QUARANTINE_FILE);
-            let file = out.into_inner().map_err(|e| DatasetError::io("write", &path, e.into_error()))?;
-            file.sync_all().map_err(|e| DatasetError::io("fsync", &path, e))?;
+            let file = out
+                .into_inner()
+                .map_err(|e| DatasetError::io("write", &path, e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| DatasetError::io("fsync", &path, e))?;
         }
         let manifest = Manifest {
             schema_version: SCHEMA_VERSION,
@@ -187,12 +208,18 @@ impl DatasetWriter {
             extra: fields.extra,
         };
         let manifest_path = self.tmp.join(MANIFEST_FILE);
-        let mut bytes = serde_json::to_vec_pretty(&manifest)
-            .map_err(|source| DatasetError::BadManifest { path: manifest_path.clone(), source })?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|source| DatasetError::BadManifest {
+                path: manifest_path.clone(),
+                source,
+            })?;
         bytes.push(b'\n');
-        let mut file = File::create(&manifest_path).map_err(|e| DatasetError::io("create", &manifest_path, e))?;
-        file.write_all(&bytes).map_err(|e| DatasetError::io("write", &manifest_path, e))?;
-        file.sync_all().map_err(|e| DatasetError::io("fsync", &manifest_path, e))?;
+        let mut file = File::create(&manifest_path)
+            .map_err(|e| DatasetError::io("create", &manifest_path, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| DatasetError::io("write", &manifest_path, e))?;
+        file.sync_all()
+            .map_err(|e| DatasetError::io("fsync", &manifest_path, e))?;
         fsync_dir(&self.tmp)?;
         self.swap_into_place()?;
         Ok(manifest)
@@ -231,7 +258,8 @@ impl DatasetWriter {
         check_replaceable(&self.dir)?;
         let old = sibling(&self.dir, "old");
         if old.exists() {
-            fs::remove_dir_all(&old).map_err(|e| DatasetError::io("remove stale directory", &old, e))?;
+            fs::remove_dir_all(&old)
+                .map_err(|e| DatasetError::io("remove stale directory", &old, e))?;
         }
         rename(&self.dir, &old)?;
         if let Err(e) = rename(&self.tmp, &self.dir) {
@@ -241,7 +269,8 @@ impl DatasetWriter {
         }
         self.finished = true;
         fsync_dir(&parent)?;
-        fs::remove_dir_all(&old).map_err(|e| DatasetError::io("remove the replaced dataset", &old, e))
+        fs::remove_dir_all(&old)
+            .map_err(|e| DatasetError::io("remove the replaced dataset", &old, e))
     }
 }
 
@@ -258,18 +287,29 @@ impl Dataset {
     /// Opens a dataset directory by reading its manifest.
     pub fn open(dir: &Path) -> Result<Dataset, DatasetError> {
         if !dir.exists() {
-            return Err(DatasetError::NotFound { path: dir.to_path_buf() });
+            return Err(DatasetError::NotFound {
+                path: dir.to_path_buf(),
+            });
         }
         let path = dir.join(MANIFEST_FILE);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory => {
-                return Err(DatasetError::NotADataset { dir: dir.to_path_buf() });
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                return Err(DatasetError::NotADataset {
+                    dir: dir.to_path_buf(),
+                });
             }
             Err(e) => return Err(DatasetError::io("read", &path, e)),
         };
-        let version = serde_json::from_slice::<ManifestVersion>(&bytes)
-            .map_err(|source| DatasetError::BadManifest { path: path.clone(), source })?;
+        let version = serde_json::from_slice::<ManifestVersion>(&bytes).map_err(|source| {
+            DatasetError::BadManifest {
+                path: path.clone(),
+                source,
+            }
+        })?;
         if version.schema_version > SCHEMA_VERSION {
             return Err(DatasetError::UnsupportedSchema {
                 path,
@@ -277,9 +317,16 @@ impl Dataset {
                 supported: SCHEMA_VERSION,
             });
         }
-        let manifest = serde_json::from_slice::<Manifest>(&bytes)
-            .map_err(|source| DatasetError::BadManifest { path: path.clone(), source })?;
-        Ok(Dataset { dir: dir.to_path_buf(), manifest })
+        let manifest = serde_json::from_slice::<Manifest>(&bytes).map_err(|source| {
+            DatasetError::BadManifest {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
     }
 
     /// Streams every record, shard after shard in manifest order, in bounded memory.
@@ -296,7 +343,11 @@ impl Dataset {
 
     /// Paths of the data files, in record order.
     pub fn shard_paths(&self) -> Vec<PathBuf> {
-        self.manifest.shards.iter().map(|s| self.dir.join(&s.file)).collect()
+        self.manifest
+            .shards
+            .iter()
+            .map(|s| self.dir.join(&s.file))
+            .collect()
     }
 
     /// Reads `quarantine.jsonl` (empty when there is none).
@@ -313,8 +364,11 @@ impl Dataset {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry = serde_json::from_str(&line)
-                .map_err(|source| DatasetError::BadRecord { path: path.clone(), line: idx as u64 + 1, source })?;
+            let entry = serde_json::from_str(&line).map_err(|source| DatasetError::BadRecord {
+                path: path.clone(),
+                line: idx as u64 + 1,
+                source,
+            })?;
             entries.push(entry);
         }
         Ok(entries)
@@ -352,7 +406,10 @@ fn shard_name(idx: usize, format: Format) -> String {
 
 /// `.<name>.<what>-<pid>` beside `dir`.
 fn sibling(dir: &Path, what: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
     parent_dir(dir).join(format!(".{name}.{what}-{}", std::process::id()))
 }
 
@@ -361,15 +418,20 @@ fn check_replaceable(dir: &Path) -> Result<(), DatasetError> {
     if !dir.exists() || dir.join(MANIFEST_FILE).is_file() {
         return Ok(());
     }
-    let is_empty_dir = fs::read_dir(dir).map(|mut entries| entries.next().is_none()).unwrap_or(false);
+    let is_empty_dir = fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_none())
+        .unwrap_or(false);
     if is_empty_dir {
         return Ok(());
     }
-    Err(DatasetError::WouldClobber { dir: dir.to_path_buf() })
+    Err(DatasetError::WouldClobber {
+        dir: dir.to_path_buf(),
+    })
 }
 
 fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }

@@ -147,6 +147,10 @@ impl DatasetError {
         if source.kind() == io::ErrorKind::NotFound {
             return DatasetError::NotFound { path };
         }
-        DatasetError::Io { action, path, source }
+        DatasetError::Io {
+            action,
+            path,
+            source,
+        }
     }
 }

@@ -37,8 +37,7 @@ pub enum InputFormat {
 }
 
 const RECORD_EXTENSIONS: &str = "record files end in .jsonl, .jsonl.zst or .parquet";
-const INPUT_EXTENSIONS: &str =
-    "raw input files end in .jsonl, .ndjson, .jsonl.zst, .csv, .tsv, .tab or .parquet; or set the input format explicitly";
+const INPUT_EXTENSIONS: &str = "raw input files end in .jsonl, .ndjson, .jsonl.zst, .csv, .tsv, .tab or .parquet; or set the input format explicitly";
 
 impl Format {
     /// The format a file name implies.
@@ -53,7 +52,10 @@ impl Format {
         if name.ends_with(".parquet") {
             return Ok(Format::Parquet);
         }
-        Err(DatasetError::UnknownFormat { path: path.to_path_buf(), expected: RECORD_EXTENSIONS })
+        Err(DatasetError::UnknownFormat {
+            path: path.to_path_buf(),
+            expected: RECORD_EXTENSIONS,
+        })
     }
 
     /// The file extension, without the leading dot (`jsonl`, `jsonl.zst`, `parquet`).
@@ -91,10 +93,15 @@ impl InputFormat {
                 return Ok(format);
             }
         }
-        Err(DatasetError::UnknownFormat { path: path.to_path_buf(), expected: INPUT_EXTENSIONS })
+        Err(DatasetError::UnknownFormat {
+            path: path.to_path_buf(),
+            expected: INPUT_EXTENSIONS,
+        })
     }
 }
 
 fn file_name_lower(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
 }

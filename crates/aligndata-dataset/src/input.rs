@@ -28,6 +28,9 @@ pub struct InputSpec {
     pub id_field: Option<String>,
     /// Longest line (JSONL), record (CSV, TSV) or text (Parquet) accepted, in bytes.
     pub max_line_bytes: usize,
+    /// CSV and TSV: whether the first row names the columns. Without one, columns are named by
+    /// their 1-based position: `--text-field 1`.
+    pub has_header: bool,
 }
 
 /// One row of raw text, ready to become a record.
@@ -75,7 +78,13 @@ enum InputSource {
 
 impl Default for InputSpec {
     fn default() -> Self {
-        InputSpec { format: None, text_field: "text".into(), id_field: None, max_line_bytes: 1 << 20 }
+        InputSpec {
+            format: None,
+            text_field: "text".into(),
+            id_field: None,
+            max_line_bytes: 1 << 20,
+            has_header: true,
+        }
     }
 }
 
@@ -96,22 +105,38 @@ pub fn read_input(path: &Path, spec: &InputSpec) -> Result<InputRows, DatasetErr
         None => InputFormat::from_path(path)?,
     };
     if path.is_dir() {
-        return Err(DatasetError::io("read", path, io::Error::other("is a directory, not a file")));
+        return Err(DatasetError::io(
+            "read",
+            path,
+            io::Error::other("is a directory, not a file"),
+        ));
     }
     let file = File::open(path).map_err(|e| DatasetError::io("open", path, e))?;
     let name = path.display().to_string();
     let source = match format {
-        InputFormat::Jsonl => {
-            InputSource::Jsonl(JsonlInput::new(name, Box::new(BufReader::with_capacity(1 << 18, file)), spec))
-        }
+        InputFormat::Jsonl => InputSource::Jsonl(JsonlInput::new(
+            name,
+            Box::new(BufReader::with_capacity(1 << 18, file)),
+            spec,
+        )),
         InputFormat::JsonlZst => {
-            let decoder =
-                zstd::stream::read::Decoder::new(file).map_err(|e| DatasetError::io("start zstd decompression of", path, e))?;
-            InputSource::Jsonl(JsonlInput::new(name, Box::new(BufReader::with_capacity(1 << 18, decoder)), spec))
+            let decoder = zstd::stream::read::Decoder::new(file)
+                .map_err(|e| DatasetError::io("start zstd decompression of", path, e))?;
+            InputSource::Jsonl(JsonlInput::new(
+                name,
+                Box::new(BufReader::with_capacity(1 << 18, decoder)),
+                spec,
+            ))
         }
-        InputFormat::Csv => InputSource::Csv(Box::new(CsvInput::open(path, name, file, b',', spec)?)),
-        InputFormat::Tsv => InputSource::Csv(Box::new(CsvInput::open(path, name, file, b'\t', spec)?)),
-        InputFormat::Parquet => InputSource::Parquet(Box::new(ParquetInput::open(path, name, file, spec)?)),
+        InputFormat::Csv => {
+            InputSource::Csv(Box::new(CsvInput::open(path, name, file, b',', spec)?))
+        }
+        InputFormat::Tsv => {
+            InputSource::Csv(Box::new(CsvInput::open(path, name, file, b'\t', spec)?))
+        }
+        InputFormat::Parquet => {
+            InputSource::Parquet(Box::new(ParquetInput::open(path, name, file, spec)?))
+        }
     };
     Ok(InputRows { source })
 }
@@ -212,7 +237,9 @@ impl JsonlInput {
             if !too_long {
                 if self.buf.len() + chunk.len() > self.max_line_bytes {
                     too_long = true;
-                    let keep = RAW_EXCERPT_BYTES.saturating_sub(self.buf.len()).min(chunk.len());
+                    let keep = RAW_EXCERPT_BYTES
+                        .saturating_sub(self.buf.len())
+                        .min(chunk.len());
                     self.buf.extend_from_slice(&chunk[..keep]);
                     self.buf.truncate(RAW_EXCERPT_BYTES + 4);
                 } else {
@@ -238,25 +265,42 @@ impl JsonlInput {
     }
 
     fn bad(&self, reason: String) -> BadRow {
-        BadRow { file: self.file.clone(), line: self.line_no, reason, raw: raw_excerpt(&self.buf) }
+        BadRow {
+            file: self.file.clone(),
+            line: self.line_no,
+            reason,
+            raw: raw_excerpt(&self.buf),
+        }
     }
 
     fn parse_line(&self) -> InputRow {
         let text = match std::str::from_utf8(&self.buf) {
             Ok(text) => text,
-            Err(e) => return Err(self.bad(format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()))),
+            Err(e) => {
+                return Err(self.bad(format!(
+                    "invalid UTF-8 at byte {} of the line",
+                    e.valid_up_to()
+                )));
+            }
         };
         let value: Value = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(e) => return Err(self.bad(format!("not valid JSON: {e}"))),
         };
         if !value.is_object() {
-            return Err(self.bad(format!("the line is a JSON {}, not an object", json_kind(&value))));
+            return Err(self.bad(format!(
+                "the line is a JSON {}, not an object",
+                json_kind(&value)
+            )));
         }
         let text = match lookup(&value, &self.text_field) {
             Ok(Value::String(text)) => text.clone(),
             Ok(other) => {
-                return Err(self.bad(format!("field `{}` is a {}, not a string", self.text_field, json_kind(other))));
+                return Err(self.bad(format!(
+                    "field `{}` is a {}, not a string",
+                    self.text_field,
+                    json_kind(other)
+                )));
             }
             Err(missing) => return Err(self.bad(missing)),
         };
@@ -269,7 +313,12 @@ impl JsonlInput {
                 _ => None,
             },
         };
-        Ok(RawRow { text, original_id, file: self.file.clone(), line: self.line_no })
+        Ok(RawRow {
+            text,
+            original_id,
+            file: self.file.clone(),
+            line: self.line_no,
+        })
     }
 }
 
@@ -297,7 +346,9 @@ impl Iterator for JsonlInput {
                     self.done = true;
                     self.line_no += 1;
                     self.buf.clear();
-                    return Some(Err(self.bad(format!("read error, rest of file skipped: {e}"))));
+                    return Some(Err(
+                        self.bad(format!("read error, rest of file skipped: {e}"))
+                    ));
                 }
             }
         }
@@ -318,7 +369,11 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Result<&'a Value, String> {
             _ => None,
         };
         let Some(next) = next else {
-            let under = if walked.is_empty() { String::new() } else { format!(" under `{walked}`") };
+            let under = if walked.is_empty() {
+                String::new()
+            } else {
+                format!(" under `{walked}`")
+            };
             let keys = match current {
                 Value::Object(map) => {
                     let keys: Vec<&str> = map.keys().take(20).map(String::as_str).collect();
@@ -326,7 +381,9 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Result<&'a Value, String> {
                 }
                 other => format!("; `{walked}` is a {}", json_kind(other)),
             };
-            return Err(format!("field `{path}` is missing: no `{part}`{under}{keys}"));
+            return Err(format!(
+                "field `{path}` is missing: no `{part}`{under}{keys}"
+            ));
         };
         if !walked.is_empty() {
             walked.push('.');
@@ -365,29 +422,55 @@ struct CsvInput {
 }
 
 impl CsvInput {
-    fn open(path: &Path, name: String, file: File, delimiter: u8, spec: &InputSpec) -> Result<CsvInput, DatasetError> {
+    fn open(
+        path: &Path,
+        name: String,
+        file: File,
+        delimiter: u8,
+        spec: &InputSpec,
+    ) -> Result<CsvInput, DatasetError> {
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
-            .has_headers(true)
+            .has_headers(spec.has_header)
             .from_reader(BufReader::with_capacity(1 << 18, file));
         let headers = reader
             .byte_headers()
-            .map_err(|source| DatasetError::CsvHeader { path: path.to_path_buf(), source })?;
-        let names: Vec<String> = headers
+            .map_err(|source| DatasetError::CsvHeader {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Without a header row, columns are named by their 1-based position ("1", "2", …); the
+        // csv reader still yields the first row as a record.
+        let names: Vec<String> = if !spec.has_header {
+            (1..=headers.len()).map(|i| i.to_string()).collect()
+        } else {
+            headers
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                let h = if i == 0 { h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h) } else { h };
+                let h = if i == 0 {
+                    h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+                } else {
+                    h
+                };
                 String::from_utf8_lossy(h).trim().to_string()
             })
-            .collect();
+            .collect()
+        };
         let find = |column: &str| {
-            names.iter().position(|n| n == column).ok_or_else(|| DatasetError::MissingColumn {
-                path: path.to_path_buf(),
-                column: column.to_string(),
-                available: names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
-            })
+            names
+                .iter()
+                .position(|n| n == column)
+                .ok_or_else(|| DatasetError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: column.to_string(),
+                    available: names
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
         };
         let text_col = find(&spec.text_field)?;
         let id_col = match &spec.id_field {
@@ -423,19 +506,35 @@ impl CsvInput {
     }
 
     fn row(&self, line: u64) -> InputRow {
-        let bad = |reason: String| BadRow { file: self.file.clone(), line, reason, raw: self.raw() };
+        let bad = |reason: String| BadRow {
+            file: self.file.clone(),
+            line,
+            reason,
+            raw: self.raw(),
+        };
         let size = self.record.as_slice().len();
         if size > self.max_line_bytes {
-            return Err(bad(format!("row is {size} bytes, over the limit of {} (max_line_bytes)", self.max_line_bytes)));
+            return Err(bad(format!(
+                "row is {size} bytes, over the limit of {} (max_line_bytes)",
+                self.max_line_bytes
+            )));
         }
         if self.record.len() != self.n_cols {
-            return Err(bad(format!("row has {} fields but the header has {}", self.record.len(), self.n_cols)));
+            return Err(bad(format!(
+                "row has {} fields but the header has {}",
+                self.record.len(),
+                self.n_cols
+            )));
         }
         let text_bytes = self.record.get(self.text_col).unwrap_or_default();
         let text = match std::str::from_utf8(text_bytes) {
             Ok(text) => text.to_string(),
             Err(e) => {
-                return Err(bad(format!("invalid UTF-8 in column `{}` at byte {}", self.text_field, e.valid_up_to())));
+                return Err(bad(format!(
+                    "invalid UTF-8 in column `{}` at byte {}",
+                    self.text_field,
+                    e.valid_up_to()
+                )));
             }
         };
         check_text(&text, &self.text_field).map_err(bad)?;
@@ -444,7 +543,12 @@ impl CsvInput {
             .and_then(|col| self.record.get(col))
             .map(|id| String::from_utf8_lossy(id).trim().to_string())
             .filter(|id| !id.is_empty());
-        Ok(RawRow { text, original_id, file: self.file.clone(), line })
+        Ok(RawRow {
+            text,
+            original_id,
+            file: self.file.clone(),
+            line,
+        })
     }
 }
 
@@ -462,7 +566,11 @@ impl Iterator for CsvInput {
                 None
             }
             Ok(true) => {
-                let line = self.record.position().map(|p| p.line()).unwrap_or(start_line);
+                let line = self
+                    .record
+                    .position()
+                    .map(|p| p.line())
+                    .unwrap_or(start_line);
                 Some(self.row(line))
             }
             Err(e) => {
@@ -470,7 +578,12 @@ impl Iterator for CsvInput {
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     self.done = true;
                 }
-                Some(Err(BadRow { file: self.file.clone(), line, reason: format!("CSV error: {e}"), raw: String::new() }))
+                Some(Err(BadRow {
+                    file: self.file.clone(),
+                    line,
+                    reason: format!("CSV error: {e}"),
+                    raw: String::new(),
+                }))
             }
         }
     }
@@ -492,21 +605,41 @@ struct ParquetInput {
 }
 
 impl ParquetInput {
-    fn open(path: &Path, name: String, file: File, spec: &InputSpec) -> Result<ParquetInput, DatasetError> {
-        let parquet_err = |source| DatasetError::Parquet { path: path.to_path_buf(), source };
+    fn open(
+        path: &Path,
+        name: String,
+        file: File,
+        spec: &InputSpec,
+    ) -> Result<ParquetInput, DatasetError> {
+        let parquet_err = |source| DatasetError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
         let schema = builder.schema().clone();
-        let names = || schema.fields().iter().map(|f| format!("{:?}", f.name())).collect::<Vec<_>>().join(", ");
+        let names = || {
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("{:?}", f.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let find = |column: &str| {
-            schema.index_of(column).map_err(|_| DatasetError::MissingColumn {
-                path: path.to_path_buf(),
-                column: column.to_string(),
-                available: names(),
-            })
+            schema
+                .index_of(column)
+                .map_err(|_| DatasetError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: column.to_string(),
+                    available: names(),
+                })
         };
         let text_idx = find(&spec.text_field)?;
         let text_type = schema.field(text_idx).data_type();
-        if !matches!(text_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        if !matches!(
+            text_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
             return Err(DatasetError::ColumnNotText {
                 path: path.to_path_buf(),
                 column: spec.text_field.clone(),
@@ -518,7 +651,11 @@ impl ParquetInput {
             roots.push(find(field)?);
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder.with_projection(mask).with_batch_size(8192).build().map_err(parquet_err)?;
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(8192)
+            .build()
+            .map_err(parquet_err)?;
         Ok(ParquetInput {
             file: name,
             reader,
@@ -534,8 +671,11 @@ impl ParquetInput {
 
     fn take_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
         let to_utf8 = |name: &str| -> Result<ArrayRef, String> {
-            let column = batch.column_by_name(name).ok_or_else(|| format!("column `{name}` vanished"))?;
-            arrow::compute::cast(column, &DataType::Utf8).map_err(|e| format!("column `{name}`: {e}"))
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("column `{name}` vanished"))?;
+            arrow::compute::cast(column, &DataType::Utf8)
+                .map_err(|e| format!("column `{name}`: {e}"))
         };
         let text = to_utf8(&self.text_field)?;
         let id = match &self.id_field {
@@ -567,12 +707,18 @@ impl Iterator for ParquetInput {
                     };
                     let texts = text.as_string::<i32>();
                     if texts.is_null(idx) {
-                        return Some(Err(bad(format!("text field `{}` is null", self.text_field), "")));
+                        return Some(Err(bad(
+                            format!("text field `{}` is null", self.text_field),
+                            "",
+                        )));
                     }
                     let value = texts.value(idx);
                     if value.len() > self.max_line_bytes {
-                        let reason =
-                            format!("text is {} bytes, over the limit of {} (max_line_bytes)", value.len(), self.max_line_bytes);
+                        let reason = format!(
+                            "text is {} bytes, over the limit of {} (max_line_bytes)",
+                            value.len(),
+                            self.max_line_bytes
+                        );
                         return Some(Err(bad(reason, value)));
                     }
                     if let Err(reason) = check_text(value, &self.text_field) {
@@ -582,7 +728,12 @@ impl Iterator for ParquetInput {
                         let ids = ids.as_string::<i32>();
                         (!ids.is_null(idx)).then(|| ids.value(idx).to_string())
                     });
-                    return Some(Ok(RawRow { text: value.to_string(), original_id, file: self.file.clone(), line }));
+                    return Some(Ok(RawRow {
+                        text: value.to_string(),
+                        original_id,
+                        file: self.file.clone(),
+                        line,
+                    }));
                 }
                 self.batch = None;
             }
@@ -594,16 +745,25 @@ impl Iterator for ParquetInput {
                 Some(Ok(batch)) => {
                     if let Err(reason) = self.take_batch(&batch) {
                         self.done = true;
-                        return Some(Err(BadRow { file: self.file.clone(), line: self.next_row, reason, raw: String::new() }));
+                        return Some(Err(BadRow {
+                            file: self.file.clone(),
+                            line: self.next_row,
+                            reason,
+                            raw: String::new(),
+                        }));
                     }
                 }
                 Some(Err(e)) => {
                     self.done = true;
                     let reason = format!("cannot read Parquet rows, rest of file skipped: {e}");
-                    return Some(Err(BadRow { file: self.file.clone(), line: self.next_row, reason, raw: String::new() }));
+                    return Some(Err(BadRow {
+                        file: self.file.clone(),
+                        line: self.next_row,
+                        reason,
+                        raw: String::new(),
+                    }));
                 }
             }
         }
     }
 }
-

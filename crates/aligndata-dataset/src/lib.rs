@@ -69,7 +69,8 @@ mod records;
 
 pub use atomic::write_atomic;
 pub use dataset::{
-    Dataset, DatasetRecords, DatasetWriter, MANIFEST_FILE, QUARANTINE_FILE, QuarantineEntry, WriterOptions,
+    Dataset, DatasetRecords, DatasetWriter, MANIFEST_FILE, QUARANTINE_FILE, QuarantineEntry,
+    WriterOptions,
 };
 pub use error::DatasetError;
 pub use format::{Format, InputFormat};

@@ -93,7 +93,10 @@ impl Counts {
         if record.is_kept() {
             self.kept += 1;
         }
-        *self.by_source.entry(record.source.as_str().to_string()).or_default() += 1;
+        *self
+            .by_source
+            .entry(record.source.as_str().to_string())
+            .or_default() += 1;
         for flag in &record.flags {
             *self.by_flag.entry(flag.kind.clone()).or_default() += 1;
         }

@@ -35,7 +35,8 @@ pub fn record_fields() -> Result<Vec<FieldRef>, String> {
                 .map_as_struct(false)
                 .enums_without_data_as_strings(true)
                 .allow_null_fields(true);
-            let mut fields = Vec::<FieldRef>::from_type::<Record>(options).map_err(|e| e.to_string())?;
+            let mut fields =
+                Vec::<FieldRef>::from_type::<Record>(options).map_err(|e| e.to_string())?;
             // Traced enums become dictionaries (pandas categoricals); a plain string reads
             // the same everywhere.
             for field in &mut fields {
@@ -63,12 +64,24 @@ pub(crate) struct ParquetRecords {
     done: bool,
 }
 
-fn arrow_err(path: &Path, row: u64, e: impl std::error::Error + Send + Sync + 'static) -> DatasetError {
-    DatasetError::Arrow { path: path.to_path_buf(), row, source: Box::new(e) }
+fn arrow_err(
+    path: &Path,
+    row: u64,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> DatasetError {
+    DatasetError::Arrow {
+        path: path.to_path_buf(),
+        row,
+        source: Box::new(e),
+    }
 }
 
 fn schema_err(path: &Path, e: String) -> DatasetError {
-    DatasetError::Arrow { path: path.to_path_buf(), row: 0, source: e.into() }
+    DatasetError::Arrow {
+        path: path.to_path_buf(),
+        row: 0,
+        source: e.into(),
+    }
 }
 
 impl ParquetSink {
@@ -76,7 +89,10 @@ impl ParquetSink {
         let fields = record_fields().map_err(|e| schema_err(path, e))?;
         let builder = ArrayBuilder::from_arrow(&fields).map_err(|e| arrow_err(path, 0, e))?;
         let schema = Arc::new(Schema::new(fields));
-        let level = ZstdLevel::try_new(3).map_err(|source| DatasetError::Parquet { path: path.to_path_buf(), source })?;
+        let level = ZstdLevel::try_new(3).map_err(|source| DatasetError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -84,13 +100,23 @@ impl ParquetSink {
             .set_column_dictionary_enabled(ColumnPath::from("id"), false)
             .set_column_dictionary_enabled(ColumnPath::from("text"), false)
             .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(|source| DatasetError::Parquet { path: path.to_path_buf(), source })?;
-        Ok(ParquetSink { writer, builder, pending: 0 })
+        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|source| {
+            DatasetError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(ParquetSink {
+            writer,
+            builder,
+            pending: 0,
+        })
     }
 
     pub(crate) fn push(&mut self, path: &Path, record: &Record) -> Result<(), DatasetError> {
-        self.builder.push(record).map_err(|e| arrow_err(path, 0, e))?;
+        self.builder
+            .push(record)
+            .map_err(|e| arrow_err(path, 0, e))?;
         self.pending += 1;
         if self.pending >= BATCH_ROWS {
             self.flush_batch(path)?;
@@ -99,22 +125,38 @@ impl ParquetSink {
     }
 
     fn flush_batch(&mut self, path: &Path) -> Result<(), DatasetError> {
-        let batch = self.builder.to_record_batch().map_err(|e| arrow_err(path, 0, e))?;
+        let batch = self
+            .builder
+            .to_record_batch()
+            .map_err(|e| arrow_err(path, 0, e))?;
         self.pending = 0;
-        self.writer.write(&batch).map_err(|source| DatasetError::Parquet { path: path.to_path_buf(), source })
+        self.writer
+            .write(&batch)
+            .map_err(|source| DatasetError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 
     pub(crate) fn finish(mut self, path: &Path) -> Result<HashingFile, DatasetError> {
         if self.pending > 0 {
             self.flush_batch(path)?;
         }
-        self.writer.into_inner().map_err(|source| DatasetError::Parquet { path: path.to_path_buf(), source })
+        self.writer
+            .into_inner()
+            .map_err(|source| DatasetError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 }
 
 impl ParquetRecords {
     pub(crate) fn open(path: &Path, file: File) -> Result<ParquetRecords, DatasetError> {
-        let parquet_err = |source| DatasetError::Parquet { path: path.to_path_buf(), source };
+        let parquet_err = |source| DatasetError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        };
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(parquet_err)?
             .with_batch_size(BATCH_ROWS)

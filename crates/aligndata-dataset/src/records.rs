@@ -63,7 +63,11 @@ const PARALLEL_MIN_LINES: usize = 64;
 ///
 /// The file is written in place; use a [`DatasetWriter`](crate::DatasetWriter) for an atomic
 /// dataset directory.
-pub fn write_records<I>(path: &Path, format: Format, records: I) -> Result<FileSummary, DatasetError>
+pub fn write_records<I>(
+    path: &Path,
+    format: Format,
+    records: I,
+) -> Result<FileSummary, DatasetError>
 where
     I: IntoIterator,
     I::Item: Borrow<Record>,
@@ -85,7 +89,11 @@ impl RecordWriter {
     /// Creates (or truncates) `path` and prepares to write `format`.
     pub fn create(path: &Path, format: Format) -> Result<RecordWriter, DatasetError> {
         let file = File::create(path).map_err(|e| DatasetError::io("create", path, e))?;
-        let file = HashingFile { file, hasher: Sha256::new(), bytes: 0 };
+        let file = HashingFile {
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
         let sink = match format {
             Format::Jsonl => Sink::Jsonl(BufWriter::with_capacity(WRITE_BUFFER, file)),
             Format::JsonlZst => {
@@ -95,7 +103,12 @@ impl RecordWriter {
             }
             Format::Parquet => Sink::Parquet(Box::new(ParquetSink::new(path, file)?)),
         };
-        Ok(RecordWriter { path: path.to_path_buf(), sink, n_records: 0, line: Vec::with_capacity(4096) })
+        Ok(RecordWriter {
+            path: path.to_path_buf(),
+            sink,
+            n_records: 0,
+            line: Vec::with_capacity(4096),
+        })
     }
 
     /// Appends one record.
@@ -126,10 +139,19 @@ impl RecordWriter {
             }
             Sink::Parquet(sink) => sink.finish(&path)?,
         };
-        let HashingFile { mut file, hasher, bytes } = hashing;
+        let HashingFile {
+            mut file,
+            hasher,
+            bytes,
+        } = hashing;
         file.flush().map_err(flush_err)?;
-        file.sync_all().map_err(|e| DatasetError::io("fsync", &path, e))?;
-        Ok(FileSummary { records: self.n_records, bytes, sha256: hex::encode(hasher.finalize()) })
+        file.sync_all()
+            .map_err(|e| DatasetError::io("fsync", &path, e))?;
+        Ok(FileSummary {
+            records: self.n_records,
+            bytes,
+            sha256: hex::encode(hasher.finalize()),
+        })
     }
 }
 
@@ -169,10 +191,15 @@ fn write_json_line<W: Write>(
 ) -> Result<(), DatasetError> {
     line.clear();
     if let Err(source) = serde_json::to_writer(&mut *line, record) {
-        return Err(DatasetError::SerializeRecord { path: path.to_path_buf(), id: record.id.clone(), source });
+        return Err(DatasetError::SerializeRecord {
+            path: path.to_path_buf(),
+            id: record.id.clone(),
+            source,
+        });
     }
     line.push(b'\n');
-    out.write_all(line).map_err(|e| DatasetError::io("write", path, e))
+    out.write_all(line)
+        .map_err(|e| DatasetError::io("write", path, e))
 }
 
 /// A file that counts and hashes the bytes written through it.
@@ -196,76 +223,32 @@ impl Write for HashingFile {
 }
 
 /// JSONL records, read a block at a time and parsed in parallel.
+///
+/// A background thread reads and parses blocks ahead of the consumer (at most
+/// [`BLOCKS_AHEAD`] blocks), so that parsing overlaps whatever the consumer does with the
+/// records, e.g. writing them elsewhere. Dropping the reader stops the thread at its next block.
 struct JsonlRecords {
     path: PathBuf,
-    reader: Box<dyn Read + Send>,
-    /// Bytes read but not yet parsed: always starts at the beginning of a line.
-    buf: Vec<u8>,
-    /// 1-based line number of the first line in `buf`.
-    next_line: u64,
+    state: JsonlState,
     ready: std::vec::IntoIter<Result<Record, DatasetError>>,
-    done: bool,
 }
+
+enum JsonlState {
+    NotStarted(Box<dyn Read + Send>),
+    Running(std::sync::mpsc::Receiver<Vec<Result<Record, DatasetError>>>),
+    Done,
+}
+
+/// Parsed blocks waiting for the consumer: bounds memory to a few blocks.
+const BLOCKS_AHEAD: usize = 2;
 
 impl JsonlRecords {
     fn new(path: &Path, reader: Box<dyn Read + Send>) -> JsonlRecords {
         JsonlRecords {
             path: path.to_path_buf(),
-            reader,
-            buf: Vec::new(),
-            next_line: 1,
+            state: JsonlState::NotStarted(reader),
             ready: Vec::new().into_iter(),
-            done: false,
         }
-    }
-
-    /// Reads the next block of whole lines and parses it into `ready`.
-    fn fill(&mut self) -> Result<(), DatasetError> {
-        let mut eof = false;
-        let end = loop {
-            let before = self.buf.len();
-            let n = (&mut self.reader)
-                .take(READ_BLOCK as u64)
-                .read_to_end(&mut self.buf)
-                .map_err(|e| DatasetError::io("read", &self.path, e))?;
-            if n == 0 {
-                eof = true;
-                break self.buf.len();
-            }
-            // Only the new bytes can hold the last newline; a long line keeps reading.
-            if let Some(pos) = self.buf[before..].iter().rposition(|&b| b == b'\n') {
-                break before + pos + 1;
-            }
-        };
-        let block = &self.buf[..end];
-        let mut lines: Vec<(u64, &[u8])> = Vec::new();
-        let mut line_no = self.next_line;
-        for line in block.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                lines.push((line_no, line));
-            }
-            line_no += 1;
-        }
-        // `split` yields one empty piece after a final newline: it is not a line.
-        if block.last() == Some(&b'\n') {
-            line_no -= 1;
-        }
-        let path = &self.path;
-        let parse = |&(line, bytes): &(u64, &[u8])| {
-            serde_json::from_slice::<Record>(bytes)
-                .map_err(|source| DatasetError::BadRecord { path: path.clone(), line, source })
-        };
-        let parsed: Vec<_> = if lines.len() < PARALLEL_MIN_LINES {
-            lines.iter().map(parse).collect()
-        } else {
-            lines.par_iter().map(parse).collect()
-        };
-        self.ready = parsed.into_iter();
-        self.next_line = line_no;
-        self.buf.drain(..end);
-        self.done = eof;
-        Ok(())
     }
 }
 
@@ -277,13 +260,108 @@ impl Iterator for JsonlRecords {
             if let Some(item) = self.ready.next() {
                 return Some(item);
             }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.fill() {
-                self.done = true;
-                return Some(Err(e));
+            match std::mem::replace(&mut self.state, JsonlState::Done) {
+                JsonlState::Done => return None,
+                JsonlState::NotStarted(reader) => {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(BLOCKS_AHEAD);
+                    let path = self.path.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("jsonl-reader".into())
+                        .spawn(move || read_blocks(path, reader, tx));
+                    match spawned {
+                        Ok(_) => self.state = JsonlState::Running(rx),
+                        Err(e) => {
+                            return Some(Err(DatasetError::io(
+                                "start a reader thread for",
+                                &self.path,
+                                e,
+                            )));
+                        }
+                    }
+                }
+                JsonlState::Running(rx) => match rx.recv() {
+                    Ok(block) => {
+                        self.ready = block.into_iter();
+                        self.state = JsonlState::Running(rx);
+                    }
+                    // The thread has finished (it sends any read error as the last block).
+                    Err(_) => return None,
+                },
             }
         }
     }
+}
+
+/// The reader thread: reads whole-line blocks, parses them, sends them in order.
+fn read_blocks(
+    path: PathBuf,
+    mut reader: Box<dyn Read + Send>,
+    tx: std::sync::mpsc::SyncSender<Vec<Result<Record, DatasetError>>>,
+) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut next_line: u64 = 1;
+    loop {
+        let mut eof = false;
+        let end = loop {
+            let before = buf.len();
+            let n = match (&mut reader).take(READ_BLOCK as u64).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(vec![Err(DatasetError::io("read", &path, e))]);
+                    return;
+                }
+            };
+            if n == 0 {
+                eof = true;
+                break buf.len();
+            }
+            // Only the new bytes can hold the last newline; a long line keeps reading.
+            if let Some(pos) = buf[before..].iter().rposition(|&b| b == b'\n') {
+                break before + pos + 1;
+            }
+        };
+        let (parsed, lines_seen) = parse_block(&path, &buf[..end], next_line);
+        next_line += lines_seen;
+        buf.drain(..end);
+        if !parsed.is_empty() && tx.send(parsed).is_err() {
+            return; // The consumer is gone.
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+/// Parses a block of whole lines; returns the records and the number of lines it held.
+fn parse_block(
+    path: &Path,
+    block: &[u8],
+    first_line: u64,
+) -> (Vec<Result<Record, DatasetError>>, u64) {
+    let mut lines: Vec<(u64, &[u8])> = Vec::new();
+    let mut line_no = first_line;
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            lines.push((line_no, line));
+        }
+        line_no += 1;
+    }
+    // `split` yields one empty piece after a final newline: it is not a line.
+    if block.last() == Some(&b'\n') {
+        line_no -= 1;
+    }
+    let parse = |&(line, bytes): &(u64, &[u8])| {
+        serde_json::from_slice::<Record>(bytes).map_err(|source| DatasetError::BadRecord {
+            path: path.to_path_buf(),
+            line,
+            source,
+        })
+    };
+    let parsed = if lines.len() < PARALLEL_MIN_LINES {
+        lines.iter().map(parse).collect()
+    } else {
+        lines.par_iter().map(parse).collect()
+    };
+    (parsed, line_no - first_line)
 }

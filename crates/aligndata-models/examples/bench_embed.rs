@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p aligndata-models --example bench_embed -- \
 //!     [--tsv /work/shared/data/goemotions/train.tsv] [--n 5000] [--threads 2] \
-//!     [--only hashed,static,minilm] [--batch 32] [--batch-threads N] \
+//!     [--only hashed,static,minilm] [--batch-tokens 512] \
 //!     [--python python3 | --no-python]
 //! ```
 //!
@@ -28,8 +28,7 @@ struct Args {
     n: usize,
     threads: usize,
     only: Vec<EmbedderKind>,
-    batch: Option<usize>,
-    batch_threads: Option<usize>,
+    batch_tokens: Option<usize>,
     python: Option<String>,
 }
 
@@ -39,8 +38,7 @@ fn parse_args() -> Result<Args> {
         n: 5000,
         threads: 2,
         only: EmbedderKind::ALL.to_vec(),
-        batch: None,
-        batch_threads: None,
+        batch_tokens: None,
         python: Some("python3".into()),
     };
     let mut it = std::env::args().skip(1);
@@ -53,8 +51,7 @@ fn parse_args() -> Result<Args> {
             "--only" => {
                 a.only = val()?.split(',').map(str::parse).collect::<Result<_>>()?;
             }
-            "--batch" => a.batch = Some(val()?.parse()?),
-            "--batch-threads" => a.batch_threads = Some(val()?.parse()?),
+            "--batch-tokens" => a.batch_tokens = Some(val()?.parse()?),
             "--python" => a.python = Some(val()?),
             "--no-python" => a.python = None,
             other => bail!("unknown flag {other}; see the header of examples/bench_embed.rs"),
@@ -118,20 +115,16 @@ fn main() -> Result<()> {
         let rate = if *kind == EmbedderKind::MiniLm {
             let dir = registry::ensure(registry_name(*kind), false, &progress)?;
             let mut e = MiniLmEmbedder::load(&dir)?;
-            if let Some(b) = args.batch {
-                e.batch_size = b;
-            }
-            if let Some(b) = args.batch_threads {
-                e.batch_threads = b;
+            if let Some(b) = args.batch_tokens {
+                e.batch_tokens = b;
             }
             let load = t.elapsed().as_secs_f64();
             let r = time_it(&e, &texts, 1)?;
             println!(
-                "{kind:>7} ({}, dim {}, batch {}, batch_threads {}): {r:>10.0} sentences/s  (load {load:.2}s)",
+                "{kind:>7} ({}, dim {}, {} tokens per batch): {r:>10.0} sentences/s  (load {load:.2}s)",
                 e.name(),
                 e.dim(),
-                e.batch_size,
-                e.batch_threads
+                e.batch_tokens
             );
             minilm_rate = Some(r);
             r

@@ -1,7 +1,7 @@
 //! Benchmarks of the LLM backends.
 //!
 //! `cargo run --release -p aligndata-models --example bench_llm -- local [--gguf PATH]
-//!     [--new-tokens 128] [--batch 16] [--b1-prompts 2] [--llamacpp]`
+//!     [--new-tokens 128] [--batch 16] [--b1-prompts 2] [--dense-min-rows 4] [--llamacpp]`
 //!   Local generation with SmolLM2 (greedy, EOS ignored so every sequence generates exactly
 //!   `--new-tokens`): prompt tokens/s and generation tokens/s at batch 1 and batch N. With
 //!   `--llamacpp`, runs `scripts/bench_llm_llamacpp.py` on the same GGUF, prompts and thread count
@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aligndata_models::llm::{ChatMessage, CompletionRequest, Llm, LocalConfig, LocalLlm, OpenAiConfig, OpenAiLlm};
+use aligndata_models::llm::{
+    ChatMessage, CompletionRequest, Llm, LocalConfig, LocalLlm, OpenAiConfig, OpenAiLlm,
+};
 use anyhow::{Context, Result, bail};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -41,7 +43,12 @@ fn rss_mb() -> f64 {
 }
 
 fn load_avg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 const QUESTIONS: [&str; 16] = [
@@ -64,23 +71,46 @@ const QUESTIONS: [&str; 16] = [
 ];
 
 fn bench_local(args: &[String]) -> Result<()> {
-    let gguf: PathBuf = match args.iter().position(|a| a == "--gguf").and_then(|i| args.get(i + 1)) {
+    let gguf: PathBuf = match args
+        .iter()
+        .position(|a| a == "--gguf")
+        .and_then(|i| args.get(i + 1))
+    {
         Some(p) => PathBuf::from(p),
         None => match std::env::var_os("ALIGNDATA_TEST_GGUF") {
             Some(p) => PathBuf::from(p),
-            None => aligndata_models::registry::ensure("smollm2-135m", false, &|m| eprintln!("{m}"))?,
+            None => {
+                aligndata_models::registry::ensure("smollm2-135m", false, &|m| eprintln!("{m}"))?
+            }
         },
     };
     let new_tokens: u32 = arg(args, "--new-tokens", 128);
     let batch: usize = arg(args, "--batch", 16);
     let b1_prompts: usize = arg(args, "--b1-prompts", 2);
+    let dense_min_rows: usize = arg(
+        args,
+        "--dense-min-rows",
+        LocalConfig::default().dense_min_rows,
+    );
+    let cfg = |max_batch: usize| LocalConfig {
+        max_batch,
+        ignore_eos: true,
+        dense_min_rows,
+        ..Default::default()
+    };
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let t = Instant::now();
-    let mut llm = LocalLlm::load(&gguf, LocalConfig { max_batch: batch, ignore_eos: true, ..Default::default() })?;
-    println!("loaded {} in {:.2}s ({} threads, load avg {})", gguf.display(), t.elapsed().as_secs_f64(), threads, load_avg());
+    let mut llm = LocalLlm::load(&gguf, cfg(batch))?;
+    println!(
+        "loaded {} in {:.2}s ({} threads, load avg {})",
+        gguf.display(),
+        t.elapsed().as_secs_f64(),
+        threads,
+        load_avg()
+    );
 
     let reqs: Vec<CompletionRequest> = QUESTIONS
         .iter()
@@ -93,20 +123,32 @@ fn bench_local(args: &[String]) -> Result<()> {
             ..Default::default()
         })
         .collect();
-    let prompt_lens: Vec<usize> = reqs.iter().map(|r| llm.prompt_tokens(r).map(|p| p.len())).collect::<Result<_>>()?;
-    let first: Vec<CompletionRequest> = reqs.iter().map(|r| CompletionRequest { max_tokens: 1, ..r.clone() }).collect();
+    let prompt_lens: Vec<usize> = reqs
+        .iter()
+        .map(|r| llm.prompt_tokens(r).map(|p| p.len()))
+        .collect::<Result<_>>()?;
+    let first: Vec<CompletionRequest> = reqs
+        .iter()
+        .map(|r| CompletionRequest {
+            max_tokens: 1,
+            ..r.clone()
+        })
+        .collect();
     let run = |llm: &LocalLlm, rs: &[CompletionRequest]| -> Result<(f64, Vec<String>)> {
         let t = Instant::now();
         let out = llm.complete_batch(rs, &|_| {});
         let dt = t.elapsed().as_secs_f64();
-        let texts = out.into_iter().map(|r| r.map(|c| c.text)).collect::<Result<Vec<_>>>()?;
+        let texts = out
+            .into_iter()
+            .map(|r| r.map(|c| c.text))
+            .collect::<Result<Vec<_>>>()?;
         Ok((dt, texts))
     };
     // Warm-up.
     run(&llm, &first[..1])?;
 
     // Batch 1: prompts one at a time.
-    llm.set_config(LocalConfig { max_batch: 1, ignore_eos: true, ..Default::default() });
+    llm.set_config(cfg(1));
     let (mut tp, mut tf, mut ptoks) = (0.0, 0.0, 0usize);
     let mut first_text = String::new();
     for i in 0..b1_prompts.min(reqs.len()) {
@@ -124,7 +166,7 @@ fn bench_local(args: &[String]) -> Result<()> {
     let b1_e2e = (n1 * new_tokens as usize) as f64 / tf;
 
     // Batch N: all prompts together.
-    llm.set_config(LocalConfig { max_batch: batch, ignore_eos: true, ..Default::default() });
+    llm.set_config(cfg(batch));
     let (tpb, _) = run(&llm, &first)?;
     let (tfb, _) = run(&llm, &reqs)?;
     let total_prompt: usize = prompt_lens.iter().sum();
@@ -132,36 +174,77 @@ fn bench_local(args: &[String]) -> Result<()> {
     let bn_gen_tps = (reqs.len() * (new_tokens as usize - 1)) as f64 / (tfb - tpb);
     let bn_e2e = (reqs.len() * new_tokens as usize) as f64 / tfb;
     println!("prompt lengths: {prompt_lens:?}");
-    println!("aligndata  batch 1 : prompt {b1_prompt_tps:7.1} tok/s  generation {b1_gen_tps:7.1} tok/s  (end-to-end {b1_e2e:.1} tok/s)");
-    println!("aligndata  batch {batch}: prompt {bn_prompt_tps:7.1} tok/s  generation {bn_gen_tps:7.1} tok/s  (end-to-end {bn_e2e:.1} tok/s)");
-    println!("first answer: {:?}", first_text.chars().take(120).collect::<String>());
+    println!(
+        "aligndata  batch 1 : prompt {b1_prompt_tps:7.1} tok/s  generation {b1_gen_tps:7.1} tok/s  (end-to-end {b1_e2e:.1} tok/s)"
+    );
+    println!(
+        "aligndata  batch {batch}: prompt {bn_prompt_tps:7.1} tok/s  generation {bn_gen_tps:7.1} tok/s  (end-to-end {bn_e2e:.1} tok/s)"
+    );
+    println!(
+        "first answer: {:?}",
+        first_text.chars().take(120).collect::<String>()
+    );
     println!("load avg after: {}  RSS {:.0} MB", load_avg(), rss_mb());
 
     if args.iter().any(|a| a == "--llamacpp") {
-        let texts: Vec<String> = reqs.iter().map(|r| llm.render_prompt(r)).collect::<Result<_>>()?;
+        let texts: Vec<String> = reqs
+            .iter()
+            .map(|r| llm.render_prompt(r))
+            .collect::<Result<_>>()?;
         let tmp = tempfile::NamedTempFile::new()?;
         serde_json::to_writer(&tmp, &texts)?;
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_llm_llamacpp.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_llm_llamacpp.py");
         let out = std::process::Command::new("python3")
             .arg(&script)
-            .args(["--model", &gguf.to_string_lossy(), "--prompts", &tmp.path().to_string_lossy()])
-            .args(["--threads", &threads.to_string(), "--new-tokens", &new_tokens.to_string()])
-            .args(["--batch", &batch.to_string(), "--b1-prompts", &b1_prompts.to_string()])
+            .args([
+                "--model",
+                &gguf.to_string_lossy(),
+                "--prompts",
+                &tmp.path().to_string_lossy(),
+            ])
+            .args([
+                "--threads",
+                &threads.to_string(),
+                "--new-tokens",
+                &new_tokens.to_string(),
+            ])
+            .args([
+                "--batch",
+                &batch.to_string(),
+                "--b1-prompts",
+                &b1_prompts.to_string(),
+            ])
             .output()
             .context("running scripts/bench_llm_llamacpp.py")?;
         if !out.status.success() {
-            bail!("llama.cpp script failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "llama.cpp script failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let last = stdout.lines().last().unwrap_or("{}");
-        let v: serde_json::Value = serde_json::from_str(last).context("parsing the llama.cpp script's output")?;
+        let v: serde_json::Value =
+            serde_json::from_str(last).context("parsing the llama.cpp script's output")?;
         let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let bk = |s: &str| format!("b{batch}_{s}");
-        println!("llama.cpp  batch 1 : prompt {:7.1} tok/s  generation {:7.1} tok/s", g("b1_prompt_tps"), g("b1_gen_tps"));
-        println!("llama.cpp  batch {batch}: prompt {:7.1} tok/s  generation {:7.1} tok/s", g(&bk("prompt_tps")), g(&bk("gen_tps")));
+        println!(
+            "llama.cpp  batch 1 : prompt {:7.1} tok/s  generation {:7.1} tok/s",
+            g("b1_prompt_tps"),
+            g("b1_gen_tps")
+        );
+        println!(
+            "llama.cpp  batch {batch}: prompt {:7.1} tok/s  generation {:7.1} tok/s",
+            g(&bk("prompt_tps")),
+            g(&bk("gen_tps"))
+        );
         println!("llama.cpp prompt lengths: {}", v["prompt_tokens"]);
         if let Some(ids) = v["first_ids"].as_array() {
-            let ids: Vec<u32> = ids.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect();
+            let ids: Vec<u32> = ids
+                .iter()
+                .filter_map(|x| x.as_u64().map(|x| x as u32))
+                .collect();
             println!("llama.cpp first answer: {:?}", llm.decode(&ids)?);
         }
         println!(
@@ -178,7 +261,10 @@ fn bench_local(args: &[String]) -> Result<()> {
 
 /// A child-process server: instant answers, or answers held for `delay_ms`.
 fn serve(delay_ms: u64) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let body: &'static str = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
         let app = axum::Router::new().route(
@@ -214,7 +300,9 @@ fn bench_openai(args: &[String]) -> Result<()> {
     let conc: usize = arg(args, "--concurrency", 256);
     let inflight: usize = arg(args, "--inflight", 10000);
     let reqs = |k: usize| -> Vec<CompletionRequest> {
-        (0..k).map(|i| CompletionRequest::chat(vec![ChatMessage::user(format!("request {i}"))])).collect()
+        (0..k)
+            .map(|i| CompletionRequest::chat(vec![ChatMessage::user(format!("request {i}"))]))
+            .collect()
     };
     println!("load avg before: {}", load_avg());
     let (mut server, url) = spawn_server(0)?;
@@ -234,7 +322,11 @@ fn bench_openai(args: &[String]) -> Result<()> {
     let out = llm.complete_batch(&rs, &|_| {});
     let dt = t.elapsed().as_secs_f64();
     let ok = out.iter().filter(|r| r.is_ok()).count();
-    println!("instant server: {n} requests, concurrency {conc}: {:.0} req/s ({ok} ok) | {}", n as f64 / dt, llm.stats());
+    println!(
+        "instant server: {n} requests, concurrency {conc}: {:.0} req/s ({ok} ok) | {}",
+        n as f64 / dt,
+        llm.stats()
+    );
     drop(llm);
     let _ = server.kill();
     let _ = server.wait();
@@ -284,6 +376,8 @@ fn main() -> Result<()> {
         Some("local") => bench_local(&args),
         Some("openai") => bench_openai(&args),
         Some("serve") => serve(args.get(1).and_then(|d| d.parse().ok()).unwrap_or(0)),
-        _ => bail!("usage: bench_llm local [--gguf P] [--new-tokens N] [--batch B] [--llamacpp] | openai [--requests N] [--concurrency C] [--inflight N]"),
+        _ => bail!(
+            "usage: bench_llm local [--gguf P] [--new-tokens N] [--batch B] [--llamacpp] | openai [--requests N] [--concurrency C] [--inflight N]"
+        ),
     }
 }

@@ -137,6 +137,7 @@ pub fn config_json(config: &IngestConfig) -> serde_json::Value {
         "text_field": config.spec.text_field,
         "id_field": config.spec.id_field,
         "max_line_bytes": config.spec.max_line_bytes,
+        "has_header": config.spec.has_header,
         "strict": config.strict,
         "format": format!("{:?}", config.format),
     })

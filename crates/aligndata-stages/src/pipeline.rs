@@ -86,9 +86,16 @@ pub struct IngestStep {
     /// Id field or column.
     #[serde(default)]
     pub id_field: Option<String>,
+    /// CSV/TSV: whether the first row names the columns (default true).
+    #[serde(default = "default_true")]
+    pub has_header: bool,
     /// When true, missing input files skip the step with a visible note instead of failing.
     #[serde(default)]
     pub optional: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_ingest_name() -> String {

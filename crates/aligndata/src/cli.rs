@@ -172,6 +172,9 @@ pub struct IngestArgs {
     /// Lines (or cells) longer than this are quarantined rather than read.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_line_bytes: usize,
+    /// CSV/TSV without a header row: name columns by 1-based position (`--text-field 1`).
+    #[arg(long)]
+    pub no_header: bool,
     /// Fail on the first bad row instead of quarantining it.
     #[arg(long)]
     pub strict: bool,
@@ -201,12 +204,61 @@ pub struct LabelArgs {
 
 /// `aligndata dedup`
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata dedup data/real --out data/deduped
+  aligndata dedup data/earlier data/real data/synthetic --out data/pool
+  aligndata dedup data/real --shingle word:3 --threshold 0.7 --out data/deduped
+  aligndata dedup data/real --semantic --embedder minilm --cosine 0.92 --out data/deduped
+
+All inputs go into ONE output dataset, in the order given; nothing is dropped. Each duplicate
+keeps its fields and gets a `duplicate` flag whose other_id is its cluster's keeper and whose
+reason names the method, score and the input the keeper came from. The keeper is the earliest
+record (in the order the inputs are listed) that had no flag before: list what you already have
+first. Exact = same text after NFKC, case folding, removing punctuation and collapsing
+whitespace; near = MinHash + LSH estimated Jaccard; semantic = embedding cosine.")]
 pub struct DedupArgs {
-    /// Input dataset directories.
-    #[arg(required = true)]
+    /// Input dataset directories, in priority order (earlier inputs hold the keepers).
+    #[arg(required = true, value_name = "DATASET")]
     pub datasets: Vec<PathBuf>,
     #[command(flatten)]
     pub out: OutArgs,
+    /// Skip exact (normalised-text) duplicates.
+    #[arg(long)]
+    pub no_exact: bool,
+    /// Skip near (MinHash) duplicates.
+    #[arg(long)]
+    pub no_near: bool,
+    /// Near: shingles, `char:N` (characters, good for short posts) or `word:N` (long documents).
+    #[arg(long, default_value = "char:5", value_name = "UNIT:N")]
+    pub shingle: String,
+    /// Near: MinHash permutations; memory is this many bytes per distinct text.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub num_perm: usize,
+    /// Near: LSH bands (with --rows); default: what datasketch picks for the threshold.
+    #[arg(long, requires = "rows", value_name = "B")]
+    pub bands: Option<usize>,
+    /// Near: rows per LSH band (with --bands); bands × rows ≤ --num-perm.
+    #[arg(long, requires = "bands", value_name = "R")]
+    pub rows: Option<usize>,
+    /// Near: minimum estimated Jaccard similarity of shingle sets.
+    #[arg(long, default_value_t = 0.8, value_name = "J")]
+    pub threshold: f64,
+    /// Also find semantic duplicates (embedding cosine); loads --embedder.
+    #[arg(long)]
+    pub semantic: bool,
+    /// Semantic: the embedder, `hashed` (lexical, instant), `static` or `minilm` (slowest, best).
+    #[arg(long, default_value = "minilm", value_name = "KIND")]
+    pub embedder: String,
+    /// Semantic: minimum cosine similarity.
+    #[arg(long, default_value_t = 0.95, value_name = "COS")]
+    pub cosine: f32,
+    /// Semantic: compare all pairs up to this many distinct texts; beyond, approximate (SimHash LSH).
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub brute_force_limit: usize,
+    /// Seed of the MinHash permutations and LSH hyperplanes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `aligndata select`

@@ -26,11 +26,23 @@ fn parquet_dataset_opens_in_pyarrow_and_pandas() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ds");
     let records = full_records();
-    let mut writer = DatasetWriter::create(&dir, WriterOptions { format: Format::Parquet, shard_records: 2 }).unwrap();
+    let mut writer = DatasetWriter::create(
+        &dir,
+        WriterOptions {
+            format: Format::Parquet,
+            shard_records: 2,
+        },
+    )
+    .unwrap();
     for record in &records {
         writer.push(record).unwrap();
     }
-    writer.finish(ManifestFields { stage: "test".into(), ..Default::default() }).unwrap();
+    writer
+        .finish(ManifestFields {
+            stage: "test".into(),
+            ..Default::default()
+        })
+        .unwrap();
 
     let code = r#"
 import sys, glob, pyarrow.parquet as pq, pyarrow as pa
@@ -57,20 +69,34 @@ print("pandas_source=" + ",".join(df["source"].tolist()))
 "#;
     let out = python(code, &[dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pyarrow failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("columns=id,text,source,provenance,intended,labels,scores,flags,responses"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "pyarrow failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("columns=id,text,source,provenance,intended,labels,scores,flags,responses"),
+        "{stdout}"
+    );
     assert!(stdout.contains("files=2"), "{stdout}");
     assert!(stdout.contains("rows=3"), "{stdout}");
     assert!(stdout.contains("source=large_string"), "{stdout}");
     assert!(stdout.contains("intended=map"), "{stdout}");
     assert!(stdout.contains("labels=large_list"), "{stdout}");
     assert!(stdout.contains("provenance=struct"), "{stdout}");
-    assert!(stdout.contains(&format!("text0={:?}", records[0].text).replace('"', "'")) || stdout.contains("text0='Ich habe Angst"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("text0={:?}", records[0].text).replace('"', "'"))
+            || stdout.contains("text0='Ich habe Angst"),
+        "{stdout}"
+    );
     assert!(stdout.contains("seed0=42"), "{stdout}");
     if stdout.contains("pandas=absent") {
         eprintln!("NOTE: pandas is not installed; checked pyarrow only");
     } else {
         assert!(stdout.contains("pandas_rows=3"), "{stdout}");
-        assert!(stdout.contains("pandas_source=synthetic,real,feedback"), "{stdout}");
+        assert!(
+            stdout.contains("pandas_source=synthetic,real,feedback"),
+            "{stdout}"
+        );
     }
 }

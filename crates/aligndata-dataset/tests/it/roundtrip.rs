@@ -13,18 +13,27 @@ fn jsonl_parquet_jsonl_is_lossless() {
     let back = tmp.path().join("c.jsonl");
 
     write_records(&jsonl, Format::Jsonl, &records).unwrap();
-    let from_jsonl: Vec<_> = read_records(&jsonl).unwrap().collect::<Result<_, _>>().unwrap();
+    let from_jsonl: Vec<_> = read_records(&jsonl)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(from_jsonl, records);
 
     let summary = write_records(&parquet, Format::Parquet, &from_jsonl).unwrap();
     assert_eq!(summary.records, 3);
-    let from_parquet: Vec<_> = read_records(&parquet).unwrap().collect::<Result<_, _>>().unwrap();
+    let from_parquet: Vec<_> = read_records(&parquet)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(from_parquet, records);
     // -0.0 == 0.0 for PartialEq: check the sign survived too.
     assert!(from_parquet[0].scores[0].value.is_sign_negative());
 
     write_records(&back, Format::Jsonl, &from_parquet).unwrap();
-    assert_eq!(std::fs::read(&jsonl).unwrap(), std::fs::read(&back).unwrap());
+    assert_eq!(
+        std::fs::read(&jsonl).unwrap(),
+        std::fs::read(&back).unwrap()
+    );
 }
 
 #[test]
@@ -32,17 +41,22 @@ fn zstd_roundtrip_and_many_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let base = full_records();
     // More rows than one JSONL parse block of small lines and one Parquet batch.
-    let records: Vec<_> = (0..20_000).map(|i| {
-        let mut r = base[i % base.len()].clone();
-        r.text = format!("{} #{i}", r.text);
-        r
-    }).collect();
+    let records: Vec<_> = (0..20_000)
+        .map(|i| {
+            let mut r = base[i % base.len()].clone();
+            r.text = format!("{} #{i}", r.text);
+            r
+        })
+        .collect();
     for format in [Format::JsonlZst, Format::Parquet, Format::Jsonl] {
         let path = tmp.path().join(format!("many.{}", format.extension()));
         let summary = write_records(&path, format, &records).unwrap();
         assert_eq!(summary.bytes, std::fs::metadata(&path).unwrap().len());
         assert_eq!(summary.sha256.len(), 64);
-        let back: Vec<_> = read_records(&path).unwrap().collect::<Result<_, _>>().unwrap();
+        let back: Vec<_> = read_records(&path)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(back, records, "{format}");
     }
 }
@@ -53,8 +67,25 @@ fn empty_parquet_file_has_the_schema() {
     let path = tmp.path().join("empty.parquet");
     write_records(&path, Format::Parquet, Vec::<aligndata_core::Record>::new()).unwrap();
     assert_eq!(read_records(&path).unwrap().count(), 0);
-    let names: Vec<String> = aligndata_dataset::record_fields().unwrap().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, ["id", "text", "source", "provenance", "intended", "labels", "scores", "flags", "responses"]);
+    let names: Vec<String> = aligndata_dataset::record_fields()
+        .unwrap()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "id",
+            "text",
+            "source",
+            "provenance",
+            "intended",
+            "labels",
+            "scores",
+            "flags",
+            "responses"
+        ]
+    );
 }
 
 #[test]
@@ -73,8 +104,17 @@ fn broken_record_line_names_file_and_line_and_reading_goes_on() {
 
 #[test]
 fn unknown_extension_and_missing_file_are_clear() {
-    let err = read_records(std::path::Path::new("x.txt")).err().unwrap().to_string();
-    assert!(err.contains("unknown file format") && err.contains(".parquet"), "{err}");
-    let err = read_records(std::path::Path::new("/nonexistent/x.jsonl")).err().unwrap().to_string();
+    let err = read_records(std::path::Path::new("x.txt"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unknown file format") && err.contains(".parquet"),
+        "{err}"
+    );
+    let err = read_records(std::path::Path::new("/nonexistent/x.jsonl"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("/nonexistent/x.jsonl does not exist"), "{err}");
 }

@@ -46,7 +46,10 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("ALIGNDATA_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(home).join("cache").join("llm");
     }
-    dirs::cache_dir().unwrap_or_else(|| PathBuf::from(".cache")).join("aligndata").join("llm")
+    dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("aligndata")
+        .join("llm")
 }
 
 /// The cache key of a request for a model: hex sha256.
@@ -103,7 +106,8 @@ fn key_bytes(key: &str) -> Option<[u8; 32]> {
 impl CacheStore {
     /// Opens (creating if needed) a cache directory and indexes every segment in it.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating cache dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating cache dir {}", dir.display()))?;
         let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("listing cache dir {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -120,7 +124,9 @@ impl CacheStore {
             let mut line = Vec::new();
             loop {
                 line.clear();
-                let n = r.read_until(b'\n', &mut line).with_context(|| format!("reading {}", path.display()))?;
+                let n = r
+                    .read_until(b'\n', &mut line)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 if n == 0 {
                     break;
                 }
@@ -128,7 +134,14 @@ impl CacheStore {
                 if line.last() == Some(&b'\n') {
                     if let Ok(e) = serde_json::from_slice::<KeyOnly>(&line) {
                         if let Some(k) = key_bytes(&e.k) {
-                            index.insert(k, Loc { seg, offset, len: n as u32 });
+                            index.insert(
+                                k,
+                                Loc {
+                                    seg,
+                                    offset,
+                                    len: n as u32,
+                                },
+                            );
                         }
                     }
                 }
@@ -136,7 +149,12 @@ impl CacheStore {
             }
             segments.push((path, None));
         }
-        Ok(Self { dir: dir.to_path_buf(), segments: Mutex::new(segments), index: Mutex::new(index), writer: Mutex::new(None) })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            segments: Mutex::new(segments),
+            index: Mutex::new(index),
+            writer: Mutex::new(None),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -174,13 +192,24 @@ impl CacheStore {
         c.cached = false;
         let mut line = serde_json::to_vec(&Entry { k: key.into(), c })?;
         line.push(b'\n');
-        let mut w = self.writer.lock().map_err(|_| anyhow!("cache writer poisoned"))?;
+        let mut w = self
+            .writer
+            .lock()
+            .map_err(|_| anyhow!("cache writer poisoned"))?;
         if w.is_none() {
             *w = Some(self.new_segment()?);
         }
-        let Some(wr) = w.as_mut() else { return Err(anyhow!("no cache writer")) };
-        wr.file.write_all(&line).context("appending to the LLM cache")?;
-        let loc = Loc { seg: wr.seg, offset: wr.offset, len: line.len() as u32 };
+        let Some(wr) = w.as_mut() else {
+            return Err(anyhow!("no cache writer"));
+        };
+        wr.file
+            .write_all(&line)
+            .context("appending to the LLM cache")?;
+        let loc = Loc {
+            seg: wr.seg,
+            offset: wr.offset,
+            len: line.len() as u32,
+        };
         wr.offset += line.len() as u64;
         wr.dirty = true;
         if wr.last_sync.elapsed() >= SYNC_INTERVAL {
@@ -197,7 +226,10 @@ impl CacheStore {
 
     /// Forces written entries to disk.
     pub fn sync(&self) -> Result<()> {
-        let mut w = self.writer.lock().map_err(|_| anyhow!("cache writer poisoned"))?;
+        let mut w = self
+            .writer
+            .lock()
+            .map_err(|_| anyhow!("cache writer poisoned"))?;
         if let Some(wr) = w.as_mut() {
             if wr.dirty {
                 wr.file.sync_data().context("syncing the LLM cache")?;
@@ -213,9 +245,15 @@ impl CacheStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        let mut segs = self.segments.lock().map_err(|_| anyhow!("cache poisoned"))?;
+        let mut segs = self
+            .segments
+            .lock()
+            .map_err(|_| anyhow!("cache poisoned"))?;
         for attempt in 0..1000u32 {
-            let path = self.dir.join(format!("{millis:016}-{}-{attempt}.jsonl", std::process::id()));
+            let path = self.dir.join(format!(
+                "{millis:016}-{}-{attempt}.jsonl",
+                std::process::id()
+            ));
             match OpenOptions::new().append(true).create_new(true).open(&path) {
                 Ok(file) => {
                     // Make the new name durable before entries are acknowledged.
@@ -224,13 +262,22 @@ impl CacheStore {
                     }
                     let seg = segs.len() as u32;
                     segs.push((path, None));
-                    return Ok(Writer { file, seg, offset: 0, last_sync: Instant::now(), dirty: false });
+                    return Ok(Writer {
+                        file,
+                        seg,
+                        offset: 0,
+                        last_sync: Instant::now(),
+                        dirty: false,
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
             }
         }
-        Err(anyhow!("could not create a cache segment in {}", self.dir.display()))
+        Err(anyhow!(
+            "could not create a cache segment in {}",
+            self.dir.display()
+        ))
     }
 }
 
@@ -293,7 +340,8 @@ impl<L: Llm> Llm for CachedLlm<L> {
         on_result: &mut dyn FnMut(usize, &Result<Completion>),
     ) -> Vec<Result<Completion>> {
         let model_id = self.inner.model_id().to_string();
-        let mut results: Vec<Option<Result<Completion>>> = (0..requests.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<Completion>>> =
+            (0..requests.len()).map(|_| None).collect();
         let mut miss_reqs = Vec::new();
         let mut miss_keys = Vec::new();
         let mut miss_targets: Vec<Vec<usize>> = Vec::new();
@@ -358,7 +406,12 @@ mod tests {
     use crate::llm::{FinishReason, Usage};
 
     fn comp(t: &str) -> Completion {
-        Completion { text: t.into(), finish_reason: FinishReason::Stop, usage: Usage::default(), cached: false }
+        Completion {
+            text: t.into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+            cached: false,
+        }
     }
 
     #[test]
@@ -374,7 +427,12 @@ mod tests {
             assert_eq!(s.get(&k1).unwrap().text, "one");
         }
         // Simulate a write torn by a crash.
-        let seg = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let seg = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
         f.write_all(b"{\"k\":\"abc").unwrap();
         let s = CacheStore::open(dir.path()).unwrap();

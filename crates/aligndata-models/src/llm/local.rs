@@ -13,7 +13,12 @@
 //!   step, so the batch stays full until the queue drains.
 //! - **Batch-invariant results.** Every row of a quantized matmul is computed independently of the
 //!   other rows, RoPE uses each sequence's own positions, and each sequence samples with its own
-//!   RNG seeded from its request: a request gives bit-identical output alone or in a batch.
+//!   RNG seeded from its request: a request gives bit-identical output alone or in a batch
+//!   (with the f32 path off, see [`LocalConfig::dense_min_rows`]; with it on, only the same batch
+//!   gives the same output).
+//! - **f32 GEMM for wide steps.** Prefill and batched decoding have many rows per matmul, where
+//!   candle's f32 GEMM is several times faster than its quantized dot products; small models keep
+//!   an f32 copy of the weights for those steps (`dense_min_rows`, `dense_max_bytes`).
 //! - **Weights in a fast format.** candle's CPU kernels have SIMD dot products for Q4_0, Q8_0 and
 //!   the k-quants, but a scalar one for Q4_1/Q5_0/Q5_1 (SmolLM2's default file is Q4_1). Such
 //!   weights are re-quantized once at load to Q8_0 (finer than the source grid, so the model is
@@ -52,11 +57,28 @@ pub struct LocalConfig {
     pub max_prefill_tokens: usize,
     /// Keep generating past end-of-generation tokens (benchmarks: fixed output lengths).
     pub ignore_eos: bool,
+    /// Also keep f32 copies of the weights, used when a step has at least `dense_min_rows`
+    /// rows (prefill, batched decoding): candle's f32 GEMM does several times the multiply-adds
+    /// per second of its quantized dot products, at 4 bytes per weight. Off for models whose f32
+    /// copy would exceed `dense_max_bytes`. 0 turns it off.
+    ///
+    /// Trade-off: with it on, a sequence's decode steps use the f32 or the quantized kernels
+    /// depending on how many rows the step has, so a request's text alone and in a batch can
+    /// diverge after a few tokens (both are samples of the same model; the rows of one step are
+    /// still independent of each other). With it off, output is bit-identical alone or batched.
+    pub dense_min_rows: usize,
+    pub dense_max_bytes: u64,
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self { max_batch: 16, max_prefill_tokens: 4096, ignore_eos: false }
+        Self {
+            max_batch: 16,
+            max_prefill_tokens: 4096,
+            ignore_eos: false,
+            dense_min_rows: 4,
+            dense_max_bytes: 2 << 30,
+        }
     }
 }
 
@@ -74,6 +96,8 @@ pub struct LocalLlm {
 /// re-quantized (see the module docs).
 struct Proj {
     mats: Vec<QMatMul>,
+    /// f32 copies of `mats` for steps with many rows (see [`LocalConfig::dense_min_rows`]).
+    dense: Vec<QMatMul>,
     /// For each logical output (e.g. q, k, v): (index in `mats`, column offset, width).
     parts: Vec<(usize, usize, usize)>,
     /// Output width of each matrix in `mats`.
@@ -112,7 +136,22 @@ fn fast_on_cpu(dt: GgmlDType) -> bool {
 }
 
 impl Proj {
-    fn load(qts: Vec<QTensor>) -> Result<Self> {
+    fn load(qts: Vec<QTensor>, dense: bool) -> Result<Self> {
+        let mut p = Self::load_q(qts)?;
+        if dense {
+            p.dense = p
+                .mats
+                .iter()
+                .map(|m| match m {
+                    QMatMul::QTensor(q) => Ok(QMatMul::Tensor(q.dequantize(&Device::Cpu)?)),
+                    other => Ok(other.clone()),
+                })
+                .collect::<candle_core::Result<_>>()?;
+        }
+        Ok(p)
+    }
+
+    fn load_q(qts: Vec<QTensor>) -> Result<Self> {
         let dev = Device::Cpu;
         let mut outs = Vec::new();
         let mut in_dim = 0;
@@ -124,10 +163,22 @@ impl Proj {
         let all_fast = qts.iter().all(|q| fast_on_cpu(q.dtype()));
         if all_fast || in_dim % 32 != 0 {
             let parts = outs.iter().enumerate().map(|(i, &w)| (i, 0, w)).collect();
-            let mats = qts.into_iter().map(QMatMul::from_qtensor).collect::<candle_core::Result<_>>()?;
-            return Ok(Self { mats, parts, widths: outs, in_dim });
+            let mats = qts
+                .into_iter()
+                .map(QMatMul::from_qtensor)
+                .collect::<candle_core::Result<_>>()?;
+            return Ok(Self {
+                mats,
+                dense: Vec::new(),
+                parts,
+                widths: outs,
+                in_dim,
+            });
         }
-        let deq = qts.iter().map(|q| q.dequantize(&dev)).collect::<candle_core::Result<Vec<_>>>()?;
+        let deq = qts
+            .iter()
+            .map(|q| q.dequantize(&dev))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let cat = Tensor::cat(&deq, 0)?;
         let fused = QTensor::quantize(&cat, GgmlDType::Q8_0)?;
         let mut parts = Vec::new();
@@ -136,20 +187,35 @@ impl Proj {
             parts.push((0, off, w));
             off += w;
         }
-        Ok(Self { mats: vec![QMatMul::from_qtensor(fused)?], parts, widths: vec![off], in_dim })
+        Ok(Self {
+            mats: vec![QMatMul::from_qtensor(fused)?],
+            dense: Vec::new(),
+            parts,
+            widths: vec![off],
+            in_dim,
+        })
     }
 
-    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
+    fn forward(&self, x: &[f32], rows: usize, dense_min_rows: usize) -> Result<Vec<Vec<f32>>> {
         let t = Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu)?;
-        self.mats
-            .iter()
+        let mats = if rows >= dense_min_rows && !self.dense.is_empty() {
+            &self.dense
+        } else {
+            &self.mats
+        };
+        mats.iter()
             .map(|m| Ok(m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?))
             .collect()
     }
 
     fn view<'a>(&self, bufs: &'a [Vec<f32>], part: usize) -> View<'a> {
         let (m, off, width) = self.parts[part];
-        View { data: &bufs[m], stride: self.widths[m], off, width }
+        View {
+            data: &bufs[m],
+            stride: self.widths[m],
+            off,
+            width,
+        }
     }
 }
 
@@ -177,6 +243,7 @@ struct Model {
     eps: f32,
     vocab: usize,
     n_ctx: usize,
+    dense_min_rows: usize,
     /// cos/sin per position and frequency, `[pos * rope_dim/2 + i]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -192,13 +259,22 @@ struct SeqKv {
 fn rmsnorm(x: &[f32], w: &[f32], eps: f32, rows: usize) -> Vec<f32> {
     let d = w.len();
     let mut out = vec![0f32; rows * d];
-    out.par_chunks_mut(d).zip(x.par_chunks(d)).with_min_len(8).for_each(|(o, xr)| {
+    let norm = |(o, xr): (&mut [f32], &[f32])| {
         let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
         let s = 1.0 / (ss + eps).sqrt();
         for ((o, &xv), &wv) in o.iter_mut().zip(xr).zip(w) {
             *o = xv * s * wv;
         }
-    });
+    };
+    // Handing tiny jobs to the thread pool costs more than it saves (decode steps).
+    if rows < 32 {
+        out.chunks_mut(d).zip(x.chunks(d)).for_each(norm);
+    } else {
+        out.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .with_min_len(8)
+            .for_each(norm);
+    }
     out
 }
 
@@ -221,26 +297,44 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value> {
-    ct.metadata.get(key).with_context(|| format!("GGUF metadata has no {key}"))
+    ct.metadata
+        .get(key)
+        .with_context(|| format!("GGUF metadata has no {key}"))
 }
 
 impl Model {
-    fn load(ct: &gguf_file::Content, r: &mut BufReader<File>) -> Result<Self> {
+    fn load(ct: &gguf_file::Content, r: &mut BufReader<File>, cfg: &LocalConfig) -> Result<Self> {
         let dev = Device::Cpu;
+        let n_params: u64 = ct
+            .tensor_infos
+            .values()
+            .map(|t| t.shape.elem_count() as u64)
+            .sum();
+        let dense = cfg.dense_min_rows > 0 && n_params.saturating_mul(4) <= cfg.dense_max_bytes;
+        let dense_min_rows = if dense {
+            cfg.dense_min_rows
+        } else {
+            usize::MAX
+        };
         let arch = md(ct, "general.architecture")?.to_string()?.clone();
         let (bias, neox) = match arch.as_str() {
             "llama" | "mistral" => (false, false),
             "qwen2" => (true, true),
-            other => bail!("GGUF architecture {other:?} is not supported in-process (llama, mistral, qwen2 are)"),
+            other => bail!(
+                "GGUF architecture {other:?} is not supported in-process (llama, mistral, qwen2 are)"
+            ),
         };
-        let u = |k: &str| -> Result<usize> { Ok(md(ct, &format!("{arch}.{k}"))?.to_u32()? as usize) };
+        let u =
+            |k: &str| -> Result<usize> { Ok(md(ct, &format!("{arch}.{k}"))?.to_u32()? as usize) };
         let n_head = u("attention.head_count")?;
         let n_kv = u("attention.head_count_kv").unwrap_or(n_head);
         let n_layers = u("block_count")?;
         let dim = u("embedding_length")?;
         let n_ctx = u("context_length").unwrap_or(4096);
         let eps = md(ct, &format!("{arch}.attention.layer_norm_rms_epsilon"))?.to_f32()?;
-        let freq_base = md(ct, &format!("{arch}.rope.freq_base")).and_then(|v| Ok(v.to_f32()?)).unwrap_or(10000.0);
+        let freq_base = md(ct, &format!("{arch}.rope.freq_base"))
+            .and_then(|v| Ok(v.to_f32()?))
+            .unwrap_or(10000.0);
         if n_head == 0 || n_kv == 0 || n_head % n_kv != 0 || dim % n_head != 0 {
             bail!("inconsistent GGUF head counts: {n_head} heads, {n_kv} kv heads, dim {dim}");
         }
@@ -248,9 +342,12 @@ impl Model {
         let rope_dim = u("rope.dimension_count").unwrap_or(head_dim).min(head_dim);
 
         let t = |name: &str, r: &mut BufReader<File>| -> Result<QTensor> {
-            ct.tensor(r, name, &dev).with_context(|| format!("GGUF tensor {name}"))
+            ct.tensor(r, name, &dev)
+                .with_context(|| format!("GGUF tensor {name}"))
         };
-        let vecf = |q: QTensor| -> Result<Vec<f32>> { Ok(q.dequantize(&dev)?.flatten_all()?.to_vec1::<f32>()?) };
+        let vecf = |q: QTensor| -> Result<Vec<f32>> {
+            Ok(q.dequantize(&dev)?.flatten_all()?.to_vec1::<f32>()?)
+        };
 
         // RoPE tables; Llama 3 style frequency factors when the file has them.
         let freq_factors = match ct.tensor(r, "rope_freqs.weight", &dev) {
@@ -283,17 +380,20 @@ impl Model {
             Ok(q) => q,
             Err(_) => t("token_embd.weight", r)?,
         };
-        let output = Proj::load(vec![output])?;
+        let output = Proj::load(vec![output], dense)?;
         let norm = vecf(t("output_norm.weight", r)?)?;
         let mut layers = Vec::with_capacity(n_layers);
         for l in 0..n_layers {
             let p = format!("blk.{l}");
             let n = |s: &str| format!("{p}.{s}");
-            let qkv = Proj::load(vec![
-                t(&n("attn_q.weight"), r)?,
-                t(&n("attn_k.weight"), r)?,
-                t(&n("attn_v.weight"), r)?,
-            ])?;
+            let qkv = Proj::load(
+                vec![
+                    t(&n("attn_q.weight"), r)?,
+                    t(&n("attn_k.weight"), r)?,
+                    t(&n("attn_v.weight"), r)?,
+                ],
+                dense,
+            )?;
             let bias = if bias {
                 Some([
                     vecf(t(&n("attn_q.bias"), r)?)?,
@@ -307,10 +407,13 @@ impl Model {
                 attn_norm: vecf(t(&n("attn_norm.weight"), r)?)?,
                 qkv,
                 bias,
-                wo: Proj::load(vec![t(&n("attn_output.weight"), r)?])?,
+                wo: Proj::load(vec![t(&n("attn_output.weight"), r)?], dense)?,
                 ffn_norm: vecf(t(&n("ffn_norm.weight"), r)?)?,
-                gate_up: Proj::load(vec![t(&n("ffn_gate.weight"), r)?, t(&n("ffn_up.weight"), r)?])?,
-                down: Proj::load(vec![t(&n("ffn_down.weight"), r)?])?,
+                gate_up: Proj::load(
+                    vec![t(&n("ffn_gate.weight"), r)?, t(&n("ffn_up.weight"), r)?],
+                    dense,
+                )?,
+                down: Proj::load(vec![t(&n("ffn_down.weight"), r)?], dense)?,
             });
         }
         Ok(Self {
@@ -324,6 +427,7 @@ impl Model {
             head_dim,
             rope_dim,
             neox,
+            dense_min_rows,
             eps,
             vocab,
             n_ctx,
@@ -333,7 +437,11 @@ impl Model {
     }
 
     fn new_kv(&self) -> SeqKv {
-        SeqKv { k: vec![Vec::new(); self.layers.len()], v: vec![Vec::new(); self.layers.len()], len: 0 }
+        SeqKv {
+            k: vec![Vec::new(); self.layers.len()],
+            v: vec![Vec::new(); self.layers.len()],
+            len: 0,
+        }
     }
 
     fn rope(&self, x: &mut [f32], pos: usize) {
@@ -342,7 +450,11 @@ impl Model {
         let sn = &self.sin[pos * half..(pos + 1) * half];
         for head in x.chunks_mut(self.head_dim) {
             for i in 0..half {
-                let (a, b) = if self.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                let (a, b) = if self.neox {
+                    (i, i + half)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
                 let (x0, x1) = (head[a], head[b]);
                 head[a] = x0 * cs[i] - x1 * sn[i];
                 head[b] = x0 * sn[i] + x1 * cs[i];
@@ -384,8 +496,12 @@ impl Model {
 
         for (li, layer) in self.layers.iter().enumerate() {
             let h = rmsnorm(&x, &layer.attn_norm, self.eps, rows);
-            let bufs = layer.qkv.forward(&h, rows)?;
-            let (qv, kv, vv) = (layer.qkv.view(&bufs, 0), layer.qkv.view(&bufs, 1), layer.qkv.view(&bufs, 2));
+            let bufs = layer.qkv.forward(&h, rows, self.dense_min_rows)?;
+            let (qv, kv, vv) = (
+                layer.qkv.view(&bufs, 0),
+                layer.qkv.view(&bufs, 1),
+                layer.qkv.view(&bufs, 2),
+            );
             // RoPE'd queries for all rows; keys/values appended to each sequence's cache.
             let mut q = vec![0f32; rows * qw];
             for (si, seq) in seqs.iter_mut().enumerate() {
@@ -410,70 +526,87 @@ impl Model {
             }
             // Attention per (sequence, head), in parallel.
             let seqs_ro: Vec<&SeqKv> = seqs.iter().map(|s| &**s).collect();
-            let tasks: Vec<(usize, usize)> =
-                (0..seqs.len()).flat_map(|s| (0..self.n_head).map(move |h| (s, h))).collect();
+            let tasks: Vec<(usize, usize)> = (0..seqs.len())
+                .flat_map(|s| (0..self.n_head).map(move |h| (s, h)))
+                .collect();
             let q_ref = &q;
-            let outs: Vec<Vec<f32>> = tasks
-                .par_iter()
-                .map(|&(si, head)| {
-                    let seq = seqs_ro[si];
-                    let n_new = tokens[si].len();
-                    let base = seq.len;
-                    let g = head / n_rep;
-                    let kc = &seq.k[li];
-                    let vc = &seq.v[li];
-                    let mut out = vec![0f32; n_new * hd];
-                    let mut scores = Vec::with_capacity(base + n_new);
-                    for i in 0..n_new {
-                        let row = starts[si] + i;
-                        let qh = &q_ref[row * qw + head * hd..row * qw + (head + 1) * hd];
-                        let upto = base + i + 1;
-                        scores.clear();
-                        let mut mx = f32::NEG_INFINITY;
-                        for j in 0..upto {
-                            let s = dot(qh, &kc[j * kvw + g * hd..j * kvw + (g + 1) * hd]) * scale;
-                            mx = mx.max(s);
-                            scores.push(s);
-                        }
-                        let mut sum = 0f32;
-                        for s in scores.iter_mut() {
-                            *s = (*s - mx).exp();
-                            sum += *s;
-                        }
-                        let o = &mut out[i * hd..(i + 1) * hd];
-                        for (j, &w) in scores.iter().enumerate() {
-                            let w = w / sum;
-                            let vr = &vc[j * kvw + g * hd..j * kvw + (g + 1) * hd];
-                            for (a, &b) in o.iter_mut().zip(vr) {
-                                *a += w * b;
-                            }
+            let work: usize = tokens
+                .iter()
+                .zip(seqs_ro.iter())
+                .map(|(t, s)| t.len() * (s.len + t.len()))
+                .sum();
+            let attend = |&(si, head): &(usize, usize)| {
+                let seq = seqs_ro[si];
+                let n_new = tokens[si].len();
+                let base = seq.len;
+                let g = head / n_rep;
+                let kc = &seq.k[li];
+                let vc = &seq.v[li];
+                let mut out = vec![0f32; n_new * hd];
+                let mut scores = Vec::with_capacity(base + n_new);
+                for i in 0..n_new {
+                    let row = starts[si] + i;
+                    let qh = &q_ref[row * qw + head * hd..row * qw + (head + 1) * hd];
+                    let upto = base + i + 1;
+                    scores.clear();
+                    let mut mx = f32::NEG_INFINITY;
+                    for j in 0..upto {
+                        let s = dot(qh, &kc[j * kvw + g * hd..j * kvw + (g + 1) * hd]) * scale;
+                        mx = mx.max(s);
+                        scores.push(s);
+                    }
+                    let mut sum = 0f32;
+                    for s in scores.iter_mut() {
+                        *s = (*s - mx).exp();
+                        sum += *s;
+                    }
+                    let o = &mut out[i * hd..(i + 1) * hd];
+                    for (j, &w) in scores.iter().enumerate() {
+                        let w = w / sum;
+                        let vr = &vc[j * kvw + g * hd..j * kvw + (g + 1) * hd];
+                        for (a, &b) in o.iter_mut().zip(vr) {
+                            *a += w * b;
                         }
                     }
-                    out
-                })
-                .collect();
+                }
+                out
+            };
+            let outs: Vec<Vec<f32>> = if work * self.n_head < 1 << 16 {
+                tasks.iter().map(attend).collect()
+            } else {
+                tasks.par_iter().map(attend).collect()
+            };
             drop(seqs_ro);
             let mut attn = vec![0f32; rows * qw];
             for (&(si, head), out) in tasks.iter().zip(&outs) {
                 for i in 0..tokens[si].len() {
                     let row = starts[si] + i;
-                    attn[row * qw + head * hd..row * qw + (head + 1) * hd].copy_from_slice(&out[i * hd..(i + 1) * hd]);
+                    attn[row * qw + head * hd..row * qw + (head + 1) * hd]
+                        .copy_from_slice(&out[i * hd..(i + 1) * hd]);
                 }
             }
-            let o = layer.wo.forward(&attn, rows)?;
+            let o = layer.wo.forward(&attn, rows, self.dense_min_rows)?;
             x.iter_mut().zip(&o[0]).for_each(|(a, b)| *a += b);
 
             let h = rmsnorm(&x, &layer.ffn_norm, self.eps, rows);
-            let bufs = layer.gate_up.forward(&h, rows)?;
+            let bufs = layer.gate_up.forward(&h, rows, self.dense_min_rows)?;
             let (gv, uv) = (layer.gate_up.view(&bufs, 0), layer.gate_up.view(&bufs, 1));
             let ff = gv.width;
             let mut act = vec![0f32; rows * ff];
-            act.par_chunks_mut(ff).enumerate().with_min_len(4).for_each(|(r, a)| {
+            let silu_mul = |(r, a): (usize, &mut [f32])| {
                 for ((a, &g), &u) in a.iter_mut().zip(gv.row(r)).zip(uv.row(r)) {
                     *a = g / (1.0 + (-g).exp()) * u;
                 }
-            });
-            let d = layer.down.forward(&act, rows)?;
+            };
+            if rows < 32 {
+                act.chunks_mut(ff).enumerate().for_each(silu_mul);
+            } else {
+                act.par_chunks_mut(ff)
+                    .enumerate()
+                    .with_min_len(4)
+                    .for_each(silu_mul);
+            }
+            let d = layer.down.forward(&act, rows, self.dense_min_rows)?;
             x.iter_mut().zip(&d[0]).for_each(|(a, b)| *a += b);
         }
         for (s, t) in seqs.iter_mut().zip(tokens) {
@@ -486,7 +619,7 @@ impl Model {
             last.extend_from_slice(&x[row * dim..(row + 1) * dim]);
         }
         let h = rmsnorm(&last, &self.norm, self.eps, tokens.len());
-        let logits = self.output.forward(&h, tokens.len())?;
+        let logits = self.output.forward(&h, tokens.len(), self.dense_min_rows)?;
         let lv = self.output.view(&logits, 0);
         Ok((0..tokens.len()).map(|i| lv.row(i).to_vec()).collect())
     }
@@ -513,7 +646,11 @@ fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) -> u32
     if !(total > 0.0) || !total.is_finite() {
         return argmax();
     }
-    let top_p = if top_p > 0.0 && top_p < 1.0 { top_p } else { 1.0 };
+    let top_p = if top_p > 0.0 && top_p < 1.0 {
+        top_p
+    } else {
+        1.0
+    };
     if top_p >= 1.0 {
         let mut u = rng.random::<f32>() * total;
         for (i, &p) in probs.iter().enumerate() {
@@ -527,7 +664,11 @@ fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) -> u32
     // Nucleus: the smallest set of most likely tokens whose mass reaches top_p. Look at the top
     // k first (cheap partial selection) and widen only if their mass falls short: exact.
     let mut idx: Vec<u32> = (0..probs.len() as u32).collect();
-    let by_prob_desc = |a: &u32, b: &u32| probs[*b as usize].total_cmp(&probs[*a as usize]).then(a.cmp(b));
+    let by_prob_desc = |a: &u32, b: &u32| {
+        probs[*b as usize]
+            .total_cmp(&probs[*a as usize])
+            .then(a.cmp(b))
+    };
     let mut k = 64.min(idx.len());
     loop {
         if k < idx.len() {
@@ -575,20 +716,54 @@ impl LocalLlm {
         let file = File::open(path).with_context(|| format!("opening GGUF {}", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut r = BufReader::new(file);
-        let ct = gguf_file::Content::read(&mut r).with_context(|| format!("reading GGUF {}", path.display()))?;
+        let ct = gguf_file::Content::read(&mut r)
+            .with_context(|| format!("reading GGUF {}", path.display()))?;
         let tok = GgufTokenizer::from_gguf(&ct)?;
-        let template = ct.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
-        let model = Model::load(&ct, &mut r).with_context(|| format!("loading GGUF {}", path.display()))?;
-        let name = ct.metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
-        let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let template = ct
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .cloned();
+        let model = Model::load(&ct, &mut r, &cfg)
+            .with_context(|| format!("loading GGUF {}", path.display()))?;
+        let name = ct
+            .metadata
+            .get("general.name")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let model_id = format!("gguf:{file_name}:{size}:{name}");
-        let cfg = LocalConfig { max_batch: cfg.max_batch.max(1), max_prefill_tokens: cfg.max_prefill_tokens.max(1), ..cfg };
-        Ok(Self { model, tok, template, model_id, cfg, stats: Default::default() })
+        let cfg = LocalConfig {
+            max_batch: cfg.max_batch.max(1),
+            max_prefill_tokens: cfg.max_prefill_tokens.max(1),
+            ..cfg
+        };
+        Ok(Self {
+            model,
+            tok,
+            template,
+            model_id,
+            cfg,
+            stats: Default::default(),
+        })
     }
 
     /// Changes the batching options of a loaded model.
     pub fn set_config(&mut self, cfg: LocalConfig) {
-        self.cfg = LocalConfig { max_batch: cfg.max_batch.max(1), max_prefill_tokens: cfg.max_prefill_tokens.max(1), ..cfg };
+        self.model.dense_min_rows = if cfg.dense_min_rows == 0 {
+            usize::MAX
+        } else {
+            cfg.dense_min_rows
+        };
+        self.cfg = LocalConfig {
+            max_batch: cfg.max_batch.max(1),
+            max_prefill_tokens: cfg.max_prefill_tokens.max(1),
+            ..cfg
+        };
     }
 
     pub fn context_length(&self) -> usize {
@@ -609,20 +784,38 @@ impl LocalLlm {
         if let Some(p) = &req.raw_prompt {
             return Ok(p.clone());
         }
-        let tok_text = |id: Option<u32>| id.and_then(|i| self.tok.token_text(i)).unwrap_or("").to_string();
+        let tok_text = |id: Option<u32>| {
+            id.and_then(|i| self.tok.token_text(i))
+                .unwrap_or("")
+                .to_string()
+        };
         match &self.template {
             Some(tpl) => {
                 let messages: Vec<minijinja::Value> = req
                     .messages
                     .iter()
-                    .map(|m| minijinja::Value::from_pairs([("role", m.role.as_str()), ("content", m.content.as_str())]))
+                    .map(|m| {
+                        minijinja::Value::from_pairs([
+                            ("role", m.role.as_str()),
+                            ("content", m.content.as_str()),
+                        ])
+                    })
                     .collect();
                 let mut env = minijinja::Environment::new();
-                env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-                    Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-                });
-                env.add_template("chat", tpl).map_err(|e| anyhow!("chat template: {e}"))?;
-                let t = env.get_template("chat").map_err(|e| anyhow!("chat template: {e}"))?;
+                env.add_function(
+                    "raise_exception",
+                    |msg: String| -> std::result::Result<String, minijinja::Error> {
+                        Err(minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            msg,
+                        ))
+                    },
+                );
+                env.add_template("chat", tpl)
+                    .map_err(|e| anyhow!("chat template: {e}"))?;
+                let t = env
+                    .get_template("chat")
+                    .map_err(|e| anyhow!("chat template: {e}"))?;
                 t.render(minijinja::context! {
                     messages => minijinja::Value::from(messages),
                     add_generation_prompt => true,
@@ -634,7 +827,10 @@ impl LocalLlm {
             None => {
                 let mut s = String::new();
                 for m in &req.messages {
-                    s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+                    s.push_str(&format!(
+                        "<|im_start|>{}\n{}<|im_end|>\n",
+                        m.role, m.content
+                    ));
                 }
                 s.push_str("<|im_start|>assistant\n");
                 Ok(s)
@@ -657,13 +853,27 @@ impl LocalLlm {
             bail!("empty prompt");
         }
         if ids.len() >= self.model.n_ctx {
-            bail!("prompt of {} tokens does not fit the context window of {}", ids.len(), self.model.n_ctx);
+            bail!(
+                "prompt of {} tokens does not fit the context window of {}",
+                ids.len(),
+                self.model.n_ctx
+            );
         }
         Ok(ids)
     }
 
-    fn finish(&self, req: &CompletionRequest, a: &Active, reason: FinishReason) -> Result<Completion> {
-        let ids: Vec<u32> = a.generated.iter().copied().filter(|t| !self.tok.end_of_generation.contains(t)).collect();
+    fn finish(
+        &self,
+        req: &CompletionRequest,
+        a: &Active,
+        reason: FinishReason,
+    ) -> Result<Completion> {
+        let ids: Vec<u32> = a
+            .generated
+            .iter()
+            .copied()
+            .filter(|t| !self.tok.end_of_generation.contains(t))
+            .collect();
         let mut text = self.tok.decode(&ids)?;
         let mut reason = reason;
         if apply_stop(&mut text, &req.stop, 0) {
@@ -677,7 +887,10 @@ impl LocalLlm {
         Ok(Completion {
             text,
             finish_reason: reason,
-            usage: Usage { prompt_tokens: a.prompt_len as u32, completion_tokens: a.generated.len() as u32 },
+            usage: Usage {
+                prompt_tokens: a.prompt_len as u32,
+                completion_tokens: a.generated.len() as u32,
+            },
             cached: false,
         })
     }
@@ -697,7 +910,8 @@ impl Llm for LocalLlm {
         requests: &[CompletionRequest],
         on_result: &mut dyn FnMut(usize, &Result<Completion>),
     ) -> Vec<Result<Completion>> {
-        let mut results: Vec<Option<Result<Completion>>> = (0..requests.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<Completion>>> =
+            (0..requests.len()).map(|_| None).collect();
         let mut queue = std::collections::VecDeque::new();
         let mut prompt_toks = 0u64;
         let mut completion_toks = 0u64;
@@ -708,7 +922,10 @@ impl Llm for LocalLlm {
                     let r = Ok(Completion {
                         text: String::new(),
                         finish_reason: FinishReason::Length,
-                        usage: Usage { prompt_tokens: ids.len() as u32, completion_tokens: 0 },
+                        usage: Usage {
+                            prompt_tokens: ids.len() as u32,
+                            completion_tokens: 0,
+                        },
                         cached: false,
                     });
                     on_result(i, &r);
@@ -731,7 +948,9 @@ impl Llm for LocalLlm {
                 if prefill > 0 && prefill + ids.len() > self.cfg.max_prefill_tokens {
                     break;
                 }
-                let Some((i, ids)) = queue.pop_front() else { break };
+                let Some((i, ids)) = queue.pop_front() else {
+                    break;
+                };
                 prefill += ids.len();
                 active.push(Active {
                     idx: i,
@@ -748,8 +967,10 @@ impl Llm for LocalLlm {
                 break;
             }
             let step = {
-                let (mut kvs, feeds): (Vec<&mut SeqKv>, Vec<&[u32]>) =
-                    active.iter_mut().map(|a| (&mut a.kv, a.feed.as_slice())).unzip();
+                let (mut kvs, feeds): (Vec<&mut SeqKv>, Vec<&[u32]>) = active
+                    .iter_mut()
+                    .map(|a| (&mut a.kv, a.feed.as_slice()))
+                    .unzip();
                 self.model.forward(&mut kvs, &feeds)
             };
             let logits = match step {

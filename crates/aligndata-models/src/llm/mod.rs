@@ -34,7 +34,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
@@ -84,11 +87,17 @@ impl Default for CompletionRequest {
 impl CompletionRequest {
     /// A chat request with default sampling parameters.
     pub fn chat(messages: Vec<ChatMessage>) -> Self {
-        Self { messages, ..Self::default() }
+        Self {
+            messages,
+            ..Self::default()
+        }
     }
     /// A raw continuation request with default sampling parameters.
     pub fn raw(prompt: impl Into<String>) -> Self {
-        Self { raw_prompt: Some(prompt.into()), ..Self::default() }
+        Self {
+            raw_prompt: Some(prompt.into()),
+            ..Self::default()
+        }
     }
 }
 

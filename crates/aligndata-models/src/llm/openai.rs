@@ -116,7 +116,9 @@ impl Breaker {
     async fn enter(&self) -> Gate {
         loop {
             let wait = {
-                let Ok(mut s) = self.state.lock() else { return Gate::Pass };
+                let Ok(mut s) = self.state.lock() else {
+                    return Gate::Pass;
+                };
                 match s.open_until {
                     None => return Gate::Pass,
                     Some(t) => {
@@ -128,7 +130,8 @@ impl Breaker {
                             return Gate::Probe;
                         } else {
                             // A probe is out: poll until it settles the state.
-                            (self.cooldown / 20).clamp(Duration::from_millis(5), Duration::from_millis(100))
+                            (self.cooldown / 20)
+                                .clamp(Duration::from_millis(5), Duration::from_millis(100))
                         }
                     }
                 }
@@ -209,7 +212,11 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
             }
         }
     }
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
             return Some(Duration::from_secs_f64(secs));
@@ -217,7 +224,10 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         return None;
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Extracts one JSON value from a model reply: strips code fences and surrounding text, removes
@@ -291,7 +301,9 @@ pub fn repair_json(text: &str) -> Option<String> {
         }
         out.push(ch);
     }
-    serde_json::from_str::<serde_json::Value>(&out).ok().map(|_| out)
+    serde_json::from_str::<serde_json::Value>(&out)
+        .ok()
+        .map(|_| out)
 }
 
 impl OpenAiLlm {
@@ -312,7 +324,11 @@ impl OpenAiLlm {
             .pool_max_idle_per_host(cfg.max_concurrency.max(1))
             .build()
             .context("building the HTTP client")?;
-        let model_id = format!("openai:{}:{}", cfg.base_url.trim_end_matches('/'), cfg.model);
+        let model_id = format!(
+            "openai:{}:{}",
+            cfg.base_url.trim_end_matches('/'),
+            cfg.model
+        );
         let shared = Arc::new(Shared {
             client,
             key,
@@ -326,7 +342,11 @@ impl OpenAiLlm {
             c: Counters::default(),
             cfg,
         });
-        Ok(Self { shared, rt, model_id })
+        Ok(Self {
+            shared,
+            rt,
+            model_id,
+        })
     }
 }
 
@@ -370,11 +390,19 @@ impl Shared {
         (chat, b)
     }
 
-    async fn send(&self, chat: bool, body: &serde_json::Value) -> std::result::Result<(String, FinishReason, Usage), Fail> {
+    async fn send(
+        &self,
+        chat: bool,
+        body: &serde_json::Value,
+    ) -> std::result::Result<(String, FinishReason, Usage), Fail> {
         let url = format!(
             "{}/{}",
             self.cfg.base_url.trim_end_matches('/'),
-            if chat { "chat/completions" } else { "completions" }
+            if chat {
+                "chat/completions"
+            } else {
+                "completions"
+            }
         );
         let mut rb = self.client.post(&url).json(body);
         if let Some(k) = &self.key {
@@ -382,13 +410,21 @@ impl Shared {
         }
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) if e.is_builder() => return Err(Fail::Fatal(anyhow!("bad request to {url}: {e}"))),
+            Err(e) if e.is_builder() => {
+                return Err(Fail::Fatal(anyhow!("bad request to {url}: {e}")));
+            }
             Err(e) => return Err(Fail::Retry(anyhow!("POST {url}: {e}"), None)),
         };
         let status = resp.status();
         if !status.is_success() {
             let ra = parse_retry_after(resp.headers());
-            let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+            let text: String = resp
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect();
             let err = anyhow!("POST {url}: HTTP {status}: {text}");
             return if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
                 Err(Fail::Retry(err, ra))
@@ -396,14 +432,16 @@ impl Shared {
                 Err(Fail::Fatal(err))
             };
         }
-        let bytes = resp.bytes().await.map_err(|e| Fail::Retry(anyhow!("POST {url}: reading body: {e}"), None))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Fail::Retry(anyhow!("POST {url}: reading body: {e}"), None))?;
         let parsed: Resp = serde_json::from_slice(&bytes)
             .map_err(|e| Fail::Retry(anyhow!("POST {url}: malformed response: {e}"), None))?;
-        let choice = parsed
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| Fail::Retry(anyhow!("POST {url}: response without choices"), None))?;
+        let choice =
+            parsed.choices.into_iter().next().ok_or_else(|| {
+                Fail::Retry(anyhow!("POST {url}: response without choices"), None)
+            })?;
         let text = match (choice.message.and_then(|m| m.content), choice.text) {
             (Some(t), _) | (None, Some(t)) => t,
             (None, None) => String::new(),
@@ -414,7 +452,10 @@ impl Shared {
         };
         let usage = parsed
             .usage
-            .map(|u| Usage { prompt_tokens: u.prompt_tokens as u32, completion_tokens: u.completion_tokens as u32 })
+            .map(|u| Usage {
+                prompt_tokens: u.prompt_tokens as u32,
+                completion_tokens: u.completion_tokens as u32,
+            })
             .unwrap_or_default();
         Ok((text, finish, usage))
     }
@@ -426,15 +467,23 @@ impl Shared {
             let (chat, body) = self.body(req, json_fix.as_deref());
             let gate = self.breaker.enter().await;
             let outcome = {
-                let _permit = self.sem.acquire().await.map_err(|_| anyhow!("client shut down"))?;
+                let _permit = self
+                    .sem
+                    .acquire()
+                    .await
+                    .map_err(|_| anyhow!("client shut down"))?;
                 self.c.requests.fetch_add(1, Ordering::Relaxed);
                 self.send(chat, &body).await
             };
             match outcome {
                 Ok((text, finish_reason, usage)) => {
                     self.breaker.success();
-                    self.c.prompt_tokens.fetch_add(usage.prompt_tokens as u64, Ordering::Relaxed);
-                    self.c.completion_tokens.fetch_add(usage.completion_tokens as u64, Ordering::Relaxed);
+                    self.c
+                        .prompt_tokens
+                        .fetch_add(usage.prompt_tokens as u64, Ordering::Relaxed);
+                    self.c
+                        .completion_tokens
+                        .fetch_add(usage.completion_tokens as u64, Ordering::Relaxed);
                     let mut text = text;
                     if req.json_mode {
                         match repair_json(&text) {
@@ -451,11 +500,19 @@ impl Shared {
                             }
                             None => {
                                 self.c.failures.fetch_add(1, Ordering::Relaxed);
-                                return Err(anyhow!("reply is not valid JSON even after a retry: {:.200}", text));
+                                return Err(anyhow!(
+                                    "reply is not valid JSON even after a retry: {:.200}",
+                                    text
+                                ));
                             }
                         }
                     }
-                    return Ok(Completion { text, finish_reason, usage, cached: false });
+                    return Ok(Completion {
+                        text,
+                        finish_reason,
+                        usage,
+                        cached: false,
+                    });
                 }
                 Err(Fail::Fatal(e)) => {
                     // The server answered: it is alive, whatever it thinks of the request.
@@ -552,8 +609,14 @@ mod tests {
     #[test]
     fn json_repair() {
         assert_eq!(repair_json(r#"{"a": 1}"#).as_deref(), Some(r#"{"a": 1}"#));
-        assert_eq!(repair_json("```json\n{\"a\": [1, 2,], }\n```").as_deref(), Some("{\"a\": [1, 2] }"));
-        assert_eq!(repair_json("Sure! {\"a\": \"}\"} hope this helps").as_deref(), Some("{\"a\": \"}\"}"));
+        assert_eq!(
+            repair_json("```json\n{\"a\": [1, 2,], }\n```").as_deref(),
+            Some("{\"a\": [1, 2] }")
+        );
+        assert_eq!(
+            repair_json("Sure! {\"a\": \"}\"} hope this helps").as_deref(),
+            Some("{\"a\": \"}\"}")
+        );
         assert_eq!(repair_json("no json here"), None);
         assert_eq!(repair_json("{\"a\": "), None);
     }
@@ -564,10 +627,19 @@ mod tests {
         h.insert("retry-after", "2".parse().unwrap());
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(2)));
         let later = SystemTime::now() + Duration::from_secs(30);
-        h.insert("retry-after", httpdate::fmt_http_date(later).parse().unwrap());
+        h.insert(
+            "retry-after",
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
         let d = parse_retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
         h.insert("retry-after-ms", "250".parse().unwrap());
         assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(250)));

@@ -26,9 +26,28 @@ pub(crate) fn test_gguf() -> PathBuf {
 
 fn smol() -> &'static LocalLlm {
     static M: OnceLock<LocalLlm> = OnceLock::new();
-    M.get_or_init(|| match LocalLlm::load(&test_gguf(), LocalConfig::default()) {
-        Ok(m) => m,
-        Err(e) => panic!("loading SmolLM2: {e:#}"),
+    M.get_or_init(
+        || match LocalLlm::load(&test_gguf(), LocalConfig::default()) {
+            Ok(m) => m,
+            Err(e) => panic!("loading SmolLM2: {e:#}"),
+        },
+    )
+}
+
+/// SmolLM2 with the f32 path off: bit-identical output alone and in a batch.
+fn smol_exact() -> &'static LocalLlm {
+    static M: OnceLock<LocalLlm> = OnceLock::new();
+    M.get_or_init(|| {
+        match LocalLlm::load(
+            &test_gguf(),
+            LocalConfig {
+                dense_min_rows: 0,
+                ..LocalConfig::default()
+            },
+        ) {
+            Ok(m) => m,
+            Err(e) => panic!("loading SmolLM2: {e:#}"),
+        }
     })
 }
 
@@ -54,53 +73,99 @@ fn gguf_tokenizer_round_trips() {
     assert_eq!(m.encode("<|im_start|>").unwrap().len(), 1);
     assert_eq!(m.encode("2025").unwrap().len(), 4);
     let prompt = m.render_prompt(&ask("Hi", 0, 0.0, 1)).unwrap();
-    assert!(prompt.contains("<|im_start|>user\nHi<|im_end|>"), "{prompt}");
+    assert!(
+        prompt.contains("<|im_start|>user\nHi<|im_end|>"),
+        "{prompt}"
+    );
     assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt}");
 }
 
 #[test]
 fn local_chat_is_deterministic_and_batch_invariant() {
-    let m = smol();
     let reqs = vec![
         ask("What is the capital of France?", 1, 0.0, 24),
         ask("Write one sentence about the sea.", 7, 0.8, 24),
         ask("I feel lonely lately. Any advice?", 3, 0.7, 24),
         ask("Count from one to five.", 5, 0.0, 24),
     ];
+    // Exact mode: each request's batched output equals its batch-1 output.
+    let m = smol_exact();
     let batched = m.complete_batch(&reqs, &|_| {});
     for (i, r) in reqs.iter().enumerate() {
         let b = batched[i].as_ref().unwrap();
-        assert!(!b.text.trim().is_empty(), "empty answer to {:?}", r.messages);
+        assert!(
+            !b.text.trim().is_empty(),
+            "empty answer to {:?}",
+            r.messages
+        );
         let alone = m.complete_batch(std::slice::from_ref(r), &|_| {});
         let alone = alone[0].as_ref().unwrap();
-        assert_eq!(alone.text, b.text, "batched output differs from batch-1 for request {i}");
+        assert_eq!(
+            alone.text, b.text,
+            "batched output differs from batch-1 for request {i}"
+        );
         assert!(b.usage.completion_tokens <= 24);
     }
-    let again = m.complete_batch(&reqs[1..2], &|_| {});
-    assert_eq!(again[0].as_ref().unwrap().text, batched[1].as_ref().unwrap().text);
+    // Default (fast) mode: the same batch and seeds give the same texts.
+    let m = smol();
+    let a = m.complete_batch(&reqs, &|_| {});
+    let b = m.complete_batch(&reqs, &|_| {});
+    for (x, y) in a.iter().zip(&b) {
+        let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
+        assert!(!x.text.trim().is_empty());
+        assert_eq!(x.text, y.text);
+    }
+    assert!(a[0].as_ref().unwrap().text.contains("Paris"), "{:?}", a[0]);
 }
 
 #[test]
 fn local_stop_and_max_tokens() {
     let m = smol();
     let base = ask("Count from one to ten.", 0, 0.0, 40);
-    let free = m.complete_batch(std::slice::from_ref(&base), &|_| {})[0].as_ref().unwrap().clone();
+    let free = m.complete_batch(std::slice::from_ref(&base), &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
     assert!(free.text.chars().count() > 8, "{free:?}");
     // A stop string taken from the middle of the free-running (greedy) answer.
-    let mid: String = free.text.chars().skip(free.text.chars().count() / 2).take(2).collect();
+    let mid: String = free
+        .text
+        .chars()
+        .skip(free.text.chars().count() / 2)
+        .take(2)
+        .collect();
     let expected = &free.text[..free.text.find(&mid).unwrap()];
-    let stopped = CompletionRequest { stop: vec!["@@never@@".into(), mid.clone()], ..base.clone() };
-    let s = m.complete_batch(&[stopped], &|_| {})[0].as_ref().unwrap().clone();
+    let stopped = CompletionRequest {
+        stop: vec!["@@never@@".into(), mid.clone()],
+        ..base.clone()
+    };
+    let s = m.complete_batch(&[stopped], &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
     assert_eq!(s.text, expected, "stop {mid:?}");
     assert_eq!(s.finish_reason, FinishReason::Stop);
     assert!(s.usage.completion_tokens < free.usage.completion_tokens);
-    let short = CompletionRequest { max_tokens: 3, ..base.clone() };
-    let s = m.complete_batch(&[short], &|_| {})[0].as_ref().unwrap().clone();
+    let short = CompletionRequest {
+        max_tokens: 3,
+        ..base.clone()
+    };
+    let s = m.complete_batch(&[short], &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
     assert_eq!(s.usage.completion_tokens, 3);
     assert_eq!(s.finish_reason, FinishReason::Length);
     // A raw continuation prompt, no template.
-    let raw = CompletionRequest { max_tokens: 8, temperature: 0.0, ..CompletionRequest::raw("The capital of France is") };
-    let r = m.complete_batch(&[raw], &|_| {})[0].as_ref().unwrap().clone();
+    let raw = CompletionRequest {
+        max_tokens: 8,
+        temperature: 0.0,
+        ..CompletionRequest::raw("The capital of France is")
+    };
+    let r = m.complete_batch(&[raw], &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
     assert!(!r.text.is_empty());
 }
 
@@ -137,7 +202,12 @@ impl Server {
         self.log.lock().unwrap().get(key).map_or(0, |v| v.len())
     }
     pub fn arrivals(&self, key: &str) -> Vec<Instant> {
-        self.log.lock().unwrap().get(key).cloned().unwrap_or_default()
+        self.log
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -175,7 +245,11 @@ async fn handle(
         Action::Ok => (json, ok_body(&format!("echo: {key}"))).into_response(),
         Action::Content(c) => (json, ok_body(&c)).into_response(),
         Action::Status(code, ra) => {
-            let mut r = (axum::http::StatusCode::from_u16(code).unwrap(), "injected failure").into_response();
+            let mut r = (
+                axum::http::StatusCode::from_u16(code).unwrap(),
+                "injected failure",
+            )
+                .into_response();
             if let Some(ra) = ra {
                 r.headers_mut().insert("retry-after", ra.parse().unwrap());
             }
@@ -189,26 +263,45 @@ async fn handle(
         Action::SlowBody(pause) => {
             let full = ok_body(&format!("echo: {key}")).into_bytes();
             let chunks: Vec<Vec<u8>> = full.chunks(16).map(|c| c.to_vec()).collect();
-            let stream = futures_util::stream::unfold((chunks.into_iter(), true), move |(mut it, first)| async move {
-                if !first {
-                    tokio::time::sleep(pause).await;
-                }
-                it.next().map(|c| (Ok::<_, std::io::Error>(axum::body::Bytes::from(c)), (it, false)))
-            });
+            let stream = futures_util::stream::unfold(
+                (chunks.into_iter(), true),
+                move |(mut it, first)| async move {
+                    if !first {
+                        tokio::time::sleep(pause).await;
+                    }
+                    it.next().map(|c| {
+                        (
+                            Ok::<_, std::io::Error>(axum::body::Bytes::from(c)),
+                            (it, false),
+                        )
+                    })
+                },
+            );
             (json, axum::body::Body::from_stream(stream)).into_response()
         }
     }
 }
 
 /// Starts a server on loopback in a background thread; it lives until the process exits.
-pub(crate) fn start_server(script: impl Fn(&str, u32, u64) -> Action + Send + Sync + 'static) -> Arc<Server> {
+pub(crate) fn start_server(
+    script: impl Fn(&str, u32, u64) -> Action + Send + Sync + 'static,
+) -> Arc<Server> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let server = Arc::new(Server { url, log: Mutex::default(), total: AtomicU64::new(0), script: Box::new(script) });
+    let server = Arc::new(Server {
+        url,
+        log: Mutex::default(),
+        total: AtomicU64::new(0),
+        script: Box::new(script),
+    });
     let s = server.clone();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let app = axum::Router::new()
                 .route("/v1/chat/completions", axum::routing::post(handle))
@@ -253,12 +346,20 @@ fn openai_retries_honour_retry_after_and_recover_from_every_fault() {
         ("bad", _) => Action::Status(400, None),
         _ => Action::Ok,
     });
-    let llm = client(&server.url, |c| c.request_timeout = Duration::from_millis(1500));
-    let reqs: Vec<_> = ["ra", "timeout", "malformed", "slow", "plain", "bad"].iter().map(|k| user(k)).collect();
+    let llm = client(&server.url, |c| {
+        c.request_timeout = Duration::from_millis(1500)
+    });
+    let reqs: Vec<_> = ["ra", "timeout", "malformed", "slow", "plain", "bad"]
+        .iter()
+        .map(|k| user(k))
+        .collect();
     let mut seen = Vec::new();
     let out = llm.complete_each(&reqs, &mut |i, r| seen.push((i, r.is_ok())));
     assert_eq!(seen.len(), 6);
-    for (i, k) in ["ra", "timeout", "malformed", "slow", "plain"].iter().enumerate() {
+    for (i, k) in ["ra", "timeout", "malformed", "slow", "plain"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(out[i].as_ref().unwrap().text, format!("echo: {k}"));
     }
     assert!(out[5].is_err(), "a 400 is not retried");
@@ -268,7 +369,11 @@ fn openai_retries_honour_retry_after_and_recover_from_every_fault() {
     assert_eq!(server.count("bad"), 1);
     // Retry-After: 1 s was waited before the second attempt (a lower bound: never flaky).
     let t = server.arrivals("ra");
-    assert!(t[1] - t[0] >= Duration::from_millis(950), "{:?}", t[1] - t[0]);
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(950),
+        "{:?}",
+        t[1] - t[0]
+    );
     let s = llm.stats();
     assert_eq!(s.retries, 4);
     assert_eq!(s.failures, 1);
@@ -279,7 +384,13 @@ fn openai_retries_honour_retry_after_and_recover_from_every_fault() {
 #[test]
 fn openai_breaker_opens_pauses_and_resumes() {
     // The first 10 requests to arrive fail; then the server recovers.
-    let server = start_server(|_, _, n| if n < 10 { Action::Status(500, None) } else { Action::Ok });
+    let server = start_server(|_, _, n| {
+        if n < 10 {
+            Action::Status(500, None)
+        } else {
+            Action::Ok
+        }
+    });
     let llm = client(&server.url, |c| {
         c.max_concurrency = 1;
         c.max_retries = 50;
@@ -294,10 +405,21 @@ fn openai_breaker_opens_pauses_and_resumes() {
     assert_eq!(s.breaker_openings, 8, "{s}");
     assert_eq!(server.total.load(Ordering::SeqCst), 15);
     // While open, nothing reaches the server: probes are at least a cool-down apart.
-    let mut all: Vec<Instant> = server.log.lock().unwrap().values().flatten().copied().collect();
+    let mut all: Vec<Instant> = server
+        .log
+        .lock()
+        .unwrap()
+        .values()
+        .flatten()
+        .copied()
+        .collect();
     all.sort();
     for w in all[2..10].windows(2) {
-        assert!(w[1] - w[0] >= Duration::from_millis(140), "{:?}", w[1] - w[0]);
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(140),
+            "{:?}",
+            w[1] - w[0]
+        );
     }
 }
 
@@ -336,7 +458,10 @@ fn openai_json_mode_repairs_and_re_asks() {
         (_, _) => Action::Content("{\"ok\": true}".into()),
     });
     let llm = client(&server.url, |_| {});
-    let mk = |k: &str| CompletionRequest { json_mode: true, ..user(k) };
+    let mk = |k: &str| CompletionRequest {
+        json_mode: true,
+        ..user(k)
+    };
     let out = llm.complete_batch(&[mk("fenced"), mk("garbage")], &|_| {});
     assert_eq!(out[0].as_ref().unwrap().text, "{\"a\": [1, 2]}");
     assert_eq!(out[1].as_ref().unwrap().text, "{\"ok\": true}");
@@ -359,7 +484,10 @@ fn cache_reuses_and_recomputes_only_changed_requests() {
     changed[3].seed = 99;
     changed.push(changed[5].clone()); // a duplicate within the batch
     let out = llm.complete_batch(&changed, &|_| {});
-    assert_eq!(out.iter().filter(|r| r.as_ref().unwrap().cached).count(), 20);
+    assert_eq!(
+        out.iter().filter(|r| r.as_ref().unwrap().cached).count(),
+        20
+    );
     assert_eq!(server.count("c3"), 2);
     assert_eq!(server.count("c5"), 1);
     assert_eq!(server.total.load(Ordering::SeqCst), 21);
@@ -382,9 +510,15 @@ fn kill_requests() -> Vec<CompletionRequest> {
 /// unless started by `kill_9_mid_run_loses_nothing_and_repeats_nothing`.
 #[test]
 fn kill_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (url, dir) = spec.split_once('|').unwrap();
-    let llm = CachedLlm::new(client(url, |c| c.max_concurrency = KILL_CONCURRENCY), std::path::Path::new(dir)).unwrap();
+    let llm = CachedLlm::new(
+        client(url, |c| c.max_concurrency = KILL_CONCURRENCY),
+        std::path::Path::new(dir),
+    )
+    .unwrap();
     let out = llm.complete_batch(&kill_requests(), &|_| {});
     assert!(out.iter().all(|r| r.is_ok()));
 }
@@ -395,8 +529,16 @@ fn kill_9_mid_run_loses_nothing_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let spawn = || {
         std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["llm::tests::kill_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{}|{}", server.url, dir.path().display()))
+            .args([
+                "llm::tests::kill_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                CHILD_ENV,
+                format!("{}|{}", server.url, dir.path().display()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -412,7 +554,10 @@ fn kill_9_mid_run_loses_nothing_and_repeats_nothing() {
     let mut child = spawn();
     let t0 = Instant::now();
     while lines() < 60 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "child made no progress");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "child made no progress"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
@@ -421,19 +566,28 @@ fn kill_9_mid_run_loses_nothing_and_repeats_nothing() {
     let model_id = client(&server.url, |_| {}).model_id().to_string();
     let reqs = kill_requests();
     let store = cache::CacheStore::open(dir.path()).unwrap();
-    let acked: Vec<bool> = reqs.iter().map(|r| store.get(&cache::cache_key(&model_id, r)).is_some()).collect();
+    let acked: Vec<bool> = reqs
+        .iter()
+        .map(|r| store.get(&cache::cache_key(&model_id, r)).is_some())
+        .collect();
     drop(store);
     let n_acked = acked.iter().filter(|&&a| a).count();
     assert!(n_acked >= 60 && n_acked < N_KILL, "{n_acked}");
     let sent_before = server.total.load(Ordering::SeqCst) as usize;
-    assert!(sent_before - n_acked <= KILL_CONCURRENCY, "only in-flight requests are unacknowledged");
+    assert!(
+        sent_before - n_acked <= KILL_CONCURRENCY,
+        "only in-flight requests are unacknowledged"
+    );
 
     let status = spawn().wait().unwrap();
     assert!(status.success());
     let store = cache::CacheStore::open(dir.path()).unwrap();
     for (i, r) in reqs.iter().enumerate() {
         let key = format!("k{i}");
-        assert!(store.get(&cache::cache_key(&model_id, r)).is_some(), "result {i} lost");
+        assert!(
+            store.get(&cache::cache_key(&model_id, r)).is_some(),
+            "result {i} lost"
+        );
         let n = server.count(&key);
         if acked[i] {
             assert_eq!(n, 1, "acknowledged request {i} was sent again");
@@ -442,5 +596,8 @@ fn kill_9_mid_run_loses_nothing_and_repeats_nothing() {
         }
     }
     let total = server.total.load(Ordering::SeqCst) as usize;
-    assert!(total - N_KILL <= KILL_CONCURRENCY, "{total} sends for {N_KILL} requests");
+    assert!(
+        total - N_KILL <= KILL_CONCURRENCY,
+        "{total} sends for {N_KILL} requests"
+    );
 }

@@ -38,7 +38,11 @@ fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Option<&'a gguf_file::Value>
 }
 
 fn md_u32(ct: &gguf_file::Content, key: &str) -> Option<u32> {
-    md(ct, key).and_then(|v| v.to_u32().ok().or_else(|| v.to_i32().ok().map(|x| x as u32)))
+    md(ct, key).and_then(|v| {
+        v.to_u32()
+            .ok()
+            .or_else(|| v.to_i32().ok().map(|x| x as u32))
+    })
 }
 
 impl GgufTokenizer {
@@ -74,30 +78,41 @@ impl GgufTokenizer {
             None => Vec::new(),
         };
         let types: Vec<i32> = match md(ct, "tokenizer.ggml.token_type") {
-            Some(v) => v.to_vec()?.iter().map(|t| t.to_i32().unwrap_or(1)).collect(),
+            Some(v) => v
+                .to_vec()?
+                .iter()
+                .map(|t| t.to_i32().unwrap_or(1))
+                .collect(),
             None => vec![1; tokens.len()],
         };
-        let vocab: Vocab =
-            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .build()
             .map_err(|e| anyhow!("building BPE from GGUF: {e}"))?;
         let mut tokenizer = Tokenizer::new(bpe);
 
-        let pre = md(ct, "tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned();
+        let pre = md(ct, "tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .cloned();
         let byte_level = ByteLevel::new(false, false, true);
         let split = |pat: &str| -> Result<PreTokenizerWrapper> {
-            let s = Split::new(SplitPattern::Regex(pat.to_string()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| anyhow!("split regex: {e}"))?;
+            let s = Split::new(
+                SplitPattern::Regex(pat.to_string()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| anyhow!("split regex: {e}"))?;
             Ok(s.into())
         };
         let pre_tok: PreTokenizerWrapper = match pre.as_deref() {
-            Some("smollm") | Some("starcoder") | Some("refact") => Sequence::new(vec![
-                Digits::new(true).into(),
-                byte_level.into(),
-            ])
-            .into(),
+            Some("smollm") | Some("starcoder") | Some("refact") => {
+                Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+            }
             Some("llama-bpe") | Some("llama3") | Some("smaug-bpe") => Sequence::new(vec![
                 split(LLAMA3_PATTERN)?,
                 ByteLevel::new(false, false, false).into(),
@@ -120,7 +135,9 @@ impl GgufTokenizer {
                 specials.push(AddedToken::from(t.clone(), ty == 3).normalized(false));
             }
         }
-        tokenizer.add_special_tokens(specials).map_err(|e| anyhow!("adding special tokens: {e}"))?;
+        tokenizer
+            .add_special_tokens(specials)
+            .map_err(|e| anyhow!("adding special tokens: {e}"))?;
 
         let bos = md_u32(ct, "tokenizer.ggml.bos_token_id");
         let eos = md_u32(ct, "tokenizer.ggml.eos_token_id");
@@ -133,22 +150,40 @@ impl GgufTokenizer {
             let control = types.get(i).copied() == Some(3);
             let ends_turn = matches!(
                 t.as_str(),
-                "<|im_end|>" | "<|eot_id|>" | "<|endoftext|>" | "<|end_of_text|>" | "<end_of_turn>" | "<|end|>" | "</s>"
+                "<|im_end|>"
+                    | "<|eot_id|>"
+                    | "<|endoftext|>"
+                    | "<|end_of_text|>"
+                    | "<end_of_turn>"
+                    | "<|end|>"
+                    | "</s>"
             );
             if control && ends_turn && !end_of_generation.contains(&(i as u32)) {
                 end_of_generation.push(i as u32);
             }
         }
-        Ok(Self { tokenizer, bos, eos, end_of_generation, add_bos, tokens })
+        Ok(Self {
+            tokenizer,
+            bos,
+            eos,
+            end_of_generation,
+            add_bos,
+            tokens,
+        })
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, false).map_err(|e| anyhow!("tokenize: {e}"))?;
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| anyhow!("tokenize: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.decode(ids, true).map_err(|e| anyhow!("detokenize: {e}"))
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| anyhow!("detokenize: {e}"))
     }
 
     pub fn token_text(&self, id: u32) -> Option<&str> {

@@ -17,7 +17,7 @@ pub fn run(args: IngestArgs, ui: &Ui) -> Result<Outcome> {
             text_field: args.text_field,
             id_field: args.id_field,
             max_line_bytes: args.max_line_bytes,
-            ..InputSpec::default()
+            has_header: !args.no_header,
         },
         strict: args.strict,
         format: dataset_format(args.out.format),

@@ -7,6 +7,7 @@ use crate::cli::Command;
 use crate::ui::{Outcome, Ui};
 
 mod dataset;
+mod dedup;
 mod ingest;
 mod models;
 mod run;
@@ -22,7 +23,7 @@ pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
         Command::Run(args) => run::run(args, ui),
         Command::Generate(_) => not_built("generate", 4),
         Command::Label(_) => not_built("label", 5),
-        Command::Dedup(_) => not_built("dedup", 5),
+        Command::Dedup(args) => dedup::run(args, ui),
         Command::Select(_) => not_built("select", 5),
         Command::Respond(_) => not_built("respond", 6),
         Command::Judge(_) => not_built("judge", 6),

@@ -64,6 +64,7 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
                     spec: InputSpec {
                         text_field: spec.text_field.clone(),
                         id_field: spec.id_field.clone(),
+                        has_header: spec.has_header,
                         ..InputSpec::default()
                     },
                     strict: false,

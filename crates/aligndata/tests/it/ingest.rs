@@ -133,3 +133,18 @@ print(t.column("text").to_pylist())
     assert_eq!(lines.next(), Some("2"));
     assert_eq!(lines.next(), Some("['first', 'second']"));
 }
+
+/// GoEmotions-style TSV: no header row, columns named by position.
+#[test]
+fn tsv_without_header_reads_columns_by_position() {
+    let ctx = TestContext::new();
+    let input = ctx.write("c.tsv", b"I hate that I froze\t2,25\tab1\nthanks [NAME], that helps\t15\tab2\n");
+    let run = ctx.run(&["ingest", input.to_str().unwrap(), "--no-header", "--text-field", "1", "--id-field", "3", "--out", "ds", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["ingest"]["records"], 2);
+    let records: Vec<serde_json::Value> =
+        ctx.run(&["inspect", "ds", "-n", "0"]).stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["text"], "I hate that I froze");
+    assert_eq!(records[1]["provenance"]["original_id"], "ab2");
+    assert_eq!(records[1]["provenance"]["line"], 2);
+}

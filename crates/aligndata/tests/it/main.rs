@@ -3,6 +3,7 @@
 //! One test binary (not one per file) keeps link time down on small machines.
 
 mod cli;
+mod dedup;
 mod ingest;
 mod pipeline;
 mod taxonomy;
