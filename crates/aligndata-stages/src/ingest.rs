@@ -15,6 +15,9 @@ use aligndata_dataset::{
     DatasetWriter, Format, InputSpec, ManifestFields, QuarantineEntry, WriterOptions, read_input,
 };
 
+use crate::clean::{self, CleanConfig, CleanCounts};
+use crate::pii::{self, PiiCounts};
+
 /// What to ingest and how.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -41,6 +44,10 @@ pub struct IngestSummary {
     pub files: Vec<FileSummary>,
     /// The output dataset directory.
     pub out: PathBuf,
+    /// Cleaning: records per flag kind (set aside, not dropped), per language, normalised.
+    pub clean: CleanCounts,
+    /// PII placeholders written, per type.
+    pub pii: PiiCounts,
 }
 
 /// Counts for one input file.
@@ -60,6 +67,7 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
         .with_context(|| format!("could not create dataset {}", out.display()))?;
     let mut summary = IngestSummary { out: out.to_path_buf(), ..IngestSummary::default() };
     let mut handled = 0u64;
+    let clean_config = CleanConfig::default();
     for input in &config.inputs {
         let rows = read_input(input, &config.spec)?;
         let mut file_summary = FileSummary { file: input.clone(), records: 0, quarantined: 0 };
@@ -74,6 +82,9 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
                     record.provenance.file = Some(raw.file);
                     record.provenance.line = Some(raw.line);
                     record.provenance.original_id = raw.original_id;
+                    // Clean first (markup links go with their markup), then scrub what is left.
+                    clean::clean(&mut record, &clean_config, &mut summary.clean);
+                    summary.pii.merge(&pii::scrub_record(&mut record));
                     writer.push(&record)?;
                     file_summary.records += 1;
                 }
@@ -140,6 +151,7 @@ pub fn config_json(config: &IngestConfig) -> serde_json::Value {
         "has_header": config.spec.has_header,
         "strict": config.strict,
         "format": format!("{:?}", config.format),
+        "clean": CleanConfig::default(),
     })
 }
 

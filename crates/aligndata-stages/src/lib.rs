@@ -6,6 +6,9 @@
 
 pub mod clean;
 pub mod dedup;
+pub mod diversity;
+pub mod generate;
 pub mod ingest;
 pub mod pii;
 pub mod pipeline;
+pub mod plan;

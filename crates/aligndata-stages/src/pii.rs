@@ -184,11 +184,11 @@ pub const PII_SCORE: &str = "pii.replaced";
 
 /// Replaces every detected span by its placeholder; returns the new text and the counts.
 pub fn scrub(text: &str) -> (String, PiiCounts) {
-    let spans = find(text);
+    replace(text, &find(text))
+}
+
+fn replace(text: &str, spans: &[PiiSpan]) -> (String, PiiCounts) {
     let mut counts = PiiCounts::default();
-    if spans.is_empty() {
-        return (text.to_string(), counts);
-    }
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for span in spans {
@@ -205,7 +205,11 @@ pub fn scrub(text: &str) -> (String, PiiCounts) {
 /// the number of replacements, with the types in its reason, so a reviewer can see why the text
 /// holds placeholders. Scrubbed records are kept: scrubbing is not a reason to set one aside.
 pub fn scrub_record(record: &mut Record) -> PiiCounts {
-    let (text, counts) = scrub(&record.text);
+    let spans = find(&record.text);
+    if spans.is_empty() {
+        return PiiCounts::default();
+    }
+    let (text, counts) = replace(&record.text, &spans);
     if counts.total() > 0 {
         record.text = text;
         record.set_score(
@@ -229,9 +233,15 @@ pub fn find(text: &str) -> Vec<PiiSpan> {
     if has_dot || has_slash {
         urls(text, &mut cands);
     }
-    if has_at || bytes.contains(&b'[') || bytes.contains(&b'(') || contains_ascii_ci(bytes, b" at ")
-    {
+    if has_at {
         emails(text, &mut cands);
+    }
+    if contains_ascii_ci(bytes, b"at]")
+        || contains_ascii_ci(bytes, b"at)")
+        || contains_ascii_ci(bytes, b"at}")
+        || contains_ascii_ci(bytes, b" dot ")
+    {
+        obfuscated_emails(text, &mut cands);
     }
     if has_at || has_slash {
         handles(text, &mut cands);
@@ -315,26 +325,26 @@ fn re(pattern: &str) -> Regex {
 // URLs, emails, handles
 
 static URL_SCHEME: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'`{}|\\^\[\]]+"#));
+    LazyLock::new(|| re(r#"(?i)(?-u:\b)(?:(?:https?|ftp)://|www\.)[^\s<>"'`{}|\\^\[\]]+"#));
 // Bare domains: lowercase TLDs only (a sentence missing its space, "it.Com", is not a URL) and
 // only TLDs that are not also short words ("me", "to", "us", "co" are left out).
 static URL_BARE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r#"\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:com|org|net|edu|gov|io|ly|info|biz|app|tv|gg)(?:\.(?:uk|au|nz|br|mx))?\b(?:/[^\s<>"'`]*)?"#,
+        r#"(?-u:\b)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:com|org|net|edu|gov|io|ly|info|biz|app|tv|gg)(?:\.(?:uk|au|nz|br|mx))?(?-u:\b)(?:/[^\s<>"'`]*)?"#,
     )
 });
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b")
+    re(r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?-u:\b)")
 });
 // "name [at] gmail [dot] com", "name (at) gmail.com", "name at gmail dot com".
 static EMAIL_OBFUSCATED: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b[a-z0-9][a-z0-9._%+-]*(?:\s+dot\s+[a-z0-9_%+-]+)*\s*(?:(?:\[at\]|\(at\)|\{at\})\s*[a-z0-9-]+\s*(?:\[dot\]|\(dot\)|\{dot\}|\s+dot\s+|\.)|\s+at\s+[a-z0-9-]+\s+dot\s+)\s*(?:com|net|org|edu|gov|io|co\.uk|co|uk|de|fr|ca|au|info|me|us)\b",
+        r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]*(?:\s+dot\s+[a-z0-9_%+-]+)*\s*(?:(?:\[at\]|\(at\)|\{at\})\s*[a-z0-9-]+\s*(?:\[dot\]|\(dot\)|\{dot\}|\s+dot\s+|\.)|\s+at\s+[a-z0-9-]+\s+dot\s+)\s*(?:com|net|org|edu|gov|io|co\.uk|co|uk|de|fr|ca|au|info|me|us)(?-u:\b)",
     )
 });
 static HANDLE_AT: LazyLock<Regex> = LazyLock::new(|| re(r"@[A-Za-z_][A-Za-z0-9_.]{1,29}"));
 static HANDLE_REDDIT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:^|[^A-Za-z0-9_/])(/?u/[A-Za-z0-9_-]{3,20})\b"));
+    LazyLock::new(|| re(r"(?:^|[^A-Za-z0-9_/])(/?u/[A-Za-z0-9_-]{3,20})(?-u:\b)"));
 
 fn urls(text: &str, cands: &mut Vec<Cand>) {
     for m in URL_SCHEME.find_iter(text) {
@@ -374,6 +384,9 @@ fn emails(text: &str, cands: &mut Vec<Cand>) {
     for m in EMAIL.find_iter(text) {
         push(cands, m.start(), m.end(), PiiKind::Email, P_EMAIL);
     }
+}
+
+fn obfuscated_emails(text: &str, cands: &mut Vec<Cand>) {
     for m in EMAIL_OBFUSCATED.find_iter(text) {
         push(cands, m.start(), m.end(), PiiKind::Email, P_EMAIL);
     }
@@ -398,45 +411,52 @@ fn handles(text: &str, cands: &mut Vec<Cand>) {
 // ---------------------------------------------------------------------------------------------
 // Numbers: cards, IDs, IPs, phones, addresses
 
-static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d(?:[ -]?\d){12,18}\b"));
-static SSN: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{3})-(\d{2})-(\d{4})\b"));
-static IBAN: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4}){3,8}\b"));
+static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u:\b)\d(?:[ -]?\d){12,18}(?-u:\b)"));
+static SSN: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u:\b)(\d{3})-(\d{2})-(\d{4})(?-u:\b)"));
+static IBAN: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4}){3,8}(?-u:\b)"));
 static ID_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|passport(?:\s+(?:number|no\.?|#))?|(?:national\s+|tax\s+|student\s+|employee\s+|patient\s+|member\s+)?id\s*(?:number|no\.?|#)|(?:student|employee|patient|member)\s+id|driver'?s\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|licen[cs]e\s+(?:number|no\.?|#)|nhs\s+(?:number|no\.?)|medicare\s+(?:number|no\.?)|insurance\s+(?:number|no\.?)|account\s+(?:number|no\.?|#)|routing\s+number|(?:case|claim|policy|reference|ref)\s+(?:number|no\.?|#)|sin\s+number|tfn)\s*(?:is|was|:|#|=)?\s*:?\s*([A-Z]{0,3}-?\d[A-Z0-9]*(?:[ -]\d{2,}[A-Z0-9]*)*)",
+        r"(?i)(?-u:\b)(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|passport(?:\s+(?:number|no\.?|#))?|(?:national\s+|tax\s+|student\s+|employee\s+|patient\s+|member\s+)?id\s*(?:number|no\.?|#)|(?:student|employee|patient|member)\s+id|driver'?s\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|licen[cs]e\s+(?:number|no\.?|#)|nhs\s+(?:number|no\.?)|medicare\s+(?:number|no\.?)|insurance\s+(?:number|no\.?)|account\s+(?:number|no\.?|#)|routing\s+number|(?:case|claim|policy|reference|ref)\s+(?:number|no\.?|#)|sin\s+number|tfn)\s*(?:is|was|:|#|=)?\s*:?\s*([A-Z]{0,3}-?\d[A-Z0-9]*(?:[ -]\d{2,}[A-Z0-9]*)*)",
     )
 });
-static IPV4: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"));
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?-u:\b)"));
 static IPV6: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}"));
-static PHONE_INTL: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,5}){1,4}\b"));
-static PHONE_NANP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:\b1[ .-]?)?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-]?)\d{3}[ .-]?\d{4}\b"));
+static PHONE_INTL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,5}){1,4}(?-u:\b)")
+});
+static PHONE_NANP: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?:(?-u:\b)1[ .-]?)?(?:\(\d{3}\)[ .-]?|(?-u:\b)\d{3}[ .-]?)\d{3}[ .-]?\d{4}(?-u:\b)")
+});
 static PHONE_UK: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:\(0\d{2,4}\)|\b0\d{2,4})[ -]?\d{3,4}[ -]?\d{3,4}\b"));
-static PHONE_LOCAL: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d{3}[-.]\d{4}\b"));
+    LazyLock::new(|| re(r"(?:\(0\d{2,4}\)|(?-u:\b)0\d{2,4})[ -]?\d{3,4}[ -]?\d{3,4}(?-u:\b)"));
+static PHONE_LOCAL: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u:\b)\d{3}[-.]\d{4}(?-u:\b)"));
 // Words that make a bare digit run a phone number when they come shortly before it.
 static PHONE_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:call|calling|called|text|texting|phone|number|cell|mobile|reach|ring|whatsapp|tel|dial|contact|fax|hotline|line)\b",
+        r"(?i)(?-u:\b)(?:call|calling|called|text|texting|phone|number|cell|mobile|reach|ring|whatsapp|tel|dial|contact|fax|hotline|line)(?-u:\b)",
     )
 });
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\b(?:Flat|Apt|Apartment|Unit|Suite)\s+[0-9]{1,4}[A-Za-z]?,?\s+)?\b\d{1,5}[A-Za-z]?,?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?\s+)?(?:(?:[A-Z][a-z]+|[A-Z]\.|\d{1,3}(?:st|nd|rd|th))\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Gardens|Grove|Mews|Row|Walk|Hill)\b\.?(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|#)\.?\s*#?[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?(?:,?\s+[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b)?",
+        r"(?:(?-u:\b)(?:Flat|Apt|Apartment|Unit|Suite)\s+[0-9]{1,4}[A-Za-z]?,?\s+)?(?-u:\b)\d{1,5}[A-Za-z]?,?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?\s+)?(?:(?:[A-Z][a-z]+|[A-Z]\.|\d{1,3}(?:st|nd|rd|th))\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Gardens|Grove|Mews|Row|Walk|Hill)(?-u:\b)\.?(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|#)\.?\s*#?[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,?\s+(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?(?:,?\s+[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}(?-u:\b))?",
     )
 });
 // Lowercase addresses ("42 baker street"): only unambiguous suffixes, names checked against
 // a stop list after matching ("5 blocks down the road" is not an address).
 static ADDRESS_LOWER: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b\d{1,5}\s+([a-z]+(?:\s+[a-z]+)?)\s+(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln)\b\.?",
+        r"(?-u:\b)\d{1,5}\s+([a-z]+(?:\s+[a-z]+)?)\s+(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln)(?-u:\b)\.?",
     )
 });
-static PO_BOX: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\bp\.?\s?o\.?\s+box\s+\d{1,6}\b"));
-static UK_POSTCODE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?) \d[ABD-HJLNP-UW-Z]{2}\b"));
-static UK_NINO: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"));
+static PO_BOX: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)(?-u:\b)p\.?\s?o\.?\s+box\s+\d{1,6}(?-u:\b)"));
+static UK_POSTCODE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?-u:\b)(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?) \d[ABD-HJLNP-UW-Z]{2}(?-u:\b)")
+});
+static UK_NINO: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?-u:\b)"));
 
 fn digits(text: &str, cands: &mut Vec<Cand>) {
     for m in CARD.find_iter(text) {
@@ -671,15 +691,13 @@ wrong right one two
 // Strong cues: whatever capitalised word follows is a name (unless it is a stop word).
 static NAME_STRONG: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\b(?i:my\s+name\s+is|my\s+name's|name's|my\s+names\s+is|call\s+me|i\s+go\s+by|named|signed)|\b(?i:(?:my|our|his|her|their)\s+(?:(?:ex|step|older|younger|little|big|best|twin)[\s-]?)?(?:boyfriend|girlfriend|bf|gf|husband|hubby|wife|partner|fianc[eé]e?|son|daughter|brother|sister|sis|mom|mum|mother|dad|father|friend|bff|boss|manager|supervisor|therapist|counsell?or|psychiatrist|psychologist|doctor|coworker|co-worker|colleague|roommate|flatmate|housemate|neighbou?r|cousin|aunt|auntie|uncle|grandma|grandpa|grandmother|grandfather|nan|niece|nephew|teacher|professor|ex|kid|baby|child|crush|date|cat|dog))\s*,?|\b(?:Dr|Mr|Mrs|Ms|Mx|Prof)\.?)\s+([A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?)?)",
+        r"(?:(?-u:\b)(?i:my\s+name\s+is|my\s+name's|name's|my\s+names\s+is|call\s+me|i\s+go\s+by|named|signed)|(?-u:\b)(?i:(?:my|our|his|her|their)\s+(?:(?:ex|step|older|younger|little|big|best|twin)[\s-]?)?(?:boyfriend|girlfriend|bf|gf|husband|hubby|wife|partner|fianc[eé]e?|son|daughter|brother|sister|sis|mom|mum|mother|dad|father|friend|bff|boss|manager|supervisor|therapist|counsell?or|psychiatrist|psychologist|doctor|coworker|co-worker|colleague|roommate|flatmate|housemate|neighbou?r|cousin|aunt|auntie|uncle|grandma|grandpa|grandmother|grandfather|nan|niece|nephew|teacher|professor|ex|kid|baby|child|crush|date|cat|dog))\s*,?|(?-u:\b)(?:Dr|Mr|Mrs|Ms|Mx|Prof)\.?)\s+([A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?)?)",
     )
 });
-// Weak cues: the following word is a name only if it is in the first-name list.
-static NAME_WEAK: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(?i:i'm|i\s+am|im|this\s+is|it's|called|hi|hello|hey|dear|thanks|thank\s+you|regards|cheers|love|sincerely|best|xoxo|xo|with|and|told|asked|met|texted|dating|married|love)\s*,?\s+([A-Z][a-z]+)\b",
-    )
-});
+// Weak cues: the following word is a name only if it is a first name that is also a word
+// ("I'm Grace"); unambiguous first names are found anywhere by the list scan.
+static NAME_WEAK: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)(?i:i'm|i\s+am|im|this\s+is)\s+([A-Z][a-z]+)(?-u:\b)"));
 // A signature: a dash and a capitalised word ending the text ("- John", "-- Sarah K").
 static NAME_SIGNATURE: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?:^|\s)[-–—~]{1,2}\s*([A-Z][a-z]+(?:\s[A-Z]\.?)?)\s*\.?\s*$"));
@@ -706,9 +724,7 @@ fn names(text: &str, cands: &mut Vec<Cand>) {
     }
     for caps in NAME_WEAK.captures_iter(text) {
         let Some(m) = caps.get(1) else { continue };
-        if FIRST_NAMES.contains(m.as_str())
-            || AMBIGUOUS_NAMES.contains(m.as_str()) && is_greeting_cue(&caps)
-        {
+        if AMBIGUOUS_NAMES.contains(m.as_str()) {
             let end = extend_surname(text, m.end());
             push(cands, m.start(), end, PiiKind::Name, P_NAME_CUE);
         }
@@ -747,18 +763,6 @@ fn names(text: &str, cands: &mut Vec<Cand>) {
             i += 1;
         }
     }
-}
-
-fn is_greeting_cue(caps: &regex::Captures<'_>) -> bool {
-    let cue = caps
-        .get(0)
-        .map(|m| m.as_str().to_ascii_lowercase())
-        .unwrap_or_default();
-    [
-        "i'm", "i am", "im ", "this is", "hi", "hello", "hey", "dear",
-    ]
-    .iter()
-    .any(|c| cue.starts_with(c))
 }
 
 /// `end` moved past a following capitalised surname ("Sarah Johnson"), if there is one.

@@ -60,6 +60,8 @@ pub enum Command {
     Taxonomy(TaxonomyCommand),
     /// Read real text (JSONL, JSONL.zst, CSV, TSV, Parquet) into a dataset.
     Ingest(IngestArgs),
+    /// Turn the taxonomy into per-cell quotas (plan.json) for `generate`.
+    Plan(PlanArgs),
     /// Write synthetic inputs for the taxonomy's cells.
     Generate(GenerateArgs),
     /// Label every record per taxonomy dimension.
@@ -80,6 +82,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run the online feedback service.
     Serve(ServeArgs),
+    /// Create, revoke or list the feedback service's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Install or list the offline default models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -180,14 +185,128 @@ pub struct IngestArgs {
     pub strict: bool,
 }
 
+/// `aligndata plan`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata plan --taxonomy examples/self-doubt/taxonomy.yaml --count 200 --out plan.json
+  aligndata plan --taxonomy t.yaml --count 5000 --proportional --out plan.json
+  aligndata plan --taxonomy t.yaml --count 300 --cell 'theme=a|situation=b|emotion=c|risk=none=40' --out plan.json
+
+Cells are the taxonomy's allowed cells (exclusions honoured). With a budget smaller than the
+grid, cells are sampled so every value of every dimension is covered and value pairs spread
+evenly; otherwise every cell gets a share, evenly or by cell weight (--proportional).")]
+pub struct PlanArgs {
+    /// The taxonomy YAML file.
+    #[arg(long)]
+    pub taxonomy: PathBuf,
+    /// Total inputs to plan.
+    #[arg(long)]
+    pub count: u64,
+    /// Spread by cell weight (the product of value weights) instead of evenly.
+    #[arg(long)]
+    pub proportional: bool,
+    /// An explicit count for one cell, `KEY=N` with KEY as `dim=value|dim=value...` (repeatable).
+    #[arg(long = "cell", value_name = "KEY=N")]
+    pub cells: Vec<String>,
+    /// Seed for sampling cells.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the plan (JSON).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Which generator `aligndata generate` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateBackend {
+    /// Model-free recombination of the taxonomy's examples: instant, for dry runs and tests.
+    Template,
+    /// The in-process default model (SmolLM2-135M) or a local GGUF (--model).
+    Local,
+    /// Any OpenAI-compatible server (--base-url, --model).
+    Openai,
+}
+
+/// Which prompt template a model gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PromptStyle {
+    /// Continue a tagged list of example messages (small local models).
+    Continuation,
+    /// Ask for a message by instruction (capable models).
+    Instruction,
+}
+
 /// `aligndata generate`
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata generate --taxonomy examples/self-doubt/taxonomy.yaml --count 200 --out data/synthetic
+  aligndata generate --taxonomy t.yaml --plan plan.json --backend template --out data/dry-run
+  aligndata generate --taxonomy t.yaml --count 1000 --backend openai \\
+      --base-url http://localhost:8000/v1 --model Qwen2.5-7B-Instruct --out data/synthetic
+
+Every attempt is written; rejected ones carry a flag naming the reason (refusal, truncated,
+empty, too-short, near-duplicate, backend-error). Templates and the persona/style facets are read
+from --templates (default: the `templates/` folder beside the taxonomy, else built-in copies of
+examples/self-doubt/templates/).")]
 pub struct GenerateArgs {
     /// The taxonomy YAML file.
     #[arg(long)]
     pub taxonomy: PathBuf,
     #[command(flatten)]
     pub out: OutArgs,
+    /// Inputs to generate (a plan is built as `aligndata plan` would).
+    #[arg(long, conflicts_with = "plan")]
+    pub count: Option<u64>,
+    /// A plan.json from `aligndata plan`.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// With --count: spread by cell weight instead of evenly.
+    #[arg(long)]
+    pub proportional: bool,
+    /// The generator.
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: GenerateBackend,
+    /// Model: a registry name or GGUF path (local), or the served model name (openai).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// OpenAI-compatible base URL, e.g. http://localhost:8000/v1.
+    #[arg(long, default_value = "http://localhost:8000/v1")]
+    pub base_url: String,
+    /// Environment variable holding the API key (openai).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Prompt template (default: continuation for local, instruction for openai).
+    #[arg(long, value_enum)]
+    pub prompt: Option<PromptStyle>,
+    /// Folder with continuation.j2, instruction.j2 and persona.yaml.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Run seed: same seed, same dataset.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Attempt budget per planned input.
+    #[arg(long, default_value_t = 4)]
+    pub attempts: u32,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.9)]
+    pub temperature: f32,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Token limit per attempt.
+    #[arg(long, default_value_t = 96)]
+    pub max_tokens: u32,
+    /// Near-duplicate threshold: estimated Jaccard of word-bigram shingles.
+    #[arg(long, default_value_t = 0.7)]
+    pub near_threshold: f64,
+    /// Embedder for the diversity figures: hashed, static, minilm, or none.
+    #[arg(long, default_value = "minilm")]
+    pub embedder: String,
+    /// Do not use the completion cache (reruns then call the model again).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `aligndata label`
@@ -296,12 +415,80 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The feedback service's database.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// `sqlite:PATH` (a file, created when missing) or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, env = "ALIGNDATA_DB", default_value = "sqlite:feedback.db", value_name = "URL")]
+    pub db: String,
+}
+
 /// `aligndata serve`
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata keys create --db sqlite:feedback.db --scopes ingest,read --label agent
+  aligndata serve --db sqlite:feedback.db --arms warm,direct,questions
+  aligndata serve --db postgres://aligndata@db.internal/aligndata --listen 0.0.0.0:8080 --arms warm,direct
+
+The API is described at /openapi.json. Clients send `Authorization: Bearer KEY`. An
+acknowledged write is committed to disk (SQLite WAL with synchronous=FULL, or PostgreSQL)
+before the reply. Several instances may share one PostgreSQL database.")]
 pub struct ServeArgs {
-    /// Address to listen on.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Response strategies the policy chooses among, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub arms: Vec<String>,
+    /// Logged with every decision, to tell data from different policies apart.
+    #[arg(long, default_value = "thompson-v1")]
+    pub policy_version: String,
+    /// Share of choices spread uniformly over the arms (keeps propensities away from zero).
+    #[arg(long, default_value_t = 0.02, value_name = "P")]
+    pub exploration_floor: f64,
+    /// Requests per second allowed per API key (0: no limit).
+    #[arg(long, default_value_t = 1000.0, value_name = "N")]
+    pub rate_limit: f64,
+    /// Burst allowed per API key above the rate (default: twice the rate).
+    #[arg(long, value_name = "N")]
+    pub burst: Option<f64>,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Database connections (PostgreSQL; SQLite readers, with one writer).
+    #[arg(long, default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+/// `aligndata keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once (only its SHA-256 is stored).
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Comma-separated: ingest (write turns and feedback, ask the policy), read, admin.
+        #[arg(long, value_name = "LIST")]
+        scopes: String,
+        /// A note on who uses the key.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke a key by id; requests with it are refused from then on.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key's id (see `keys list`).
+        id: i64,
+    },
+    /// List keys: id, scopes, label, created, revoked (never the keys themselves).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// `aligndata models ...`

@@ -38,7 +38,9 @@ impl Default for HashedEmbedder {
 impl HashedEmbedder {
     /// An embedder with `dim` buckets (rounded up to a power of two, at least 16).
     pub fn new(dim: usize) -> Self {
-        Self { dim: dim.max(16).next_power_of_two() }
+        Self {
+            dim: dim.max(16).next_power_of_two(),
+        }
     }
 
     /// Embeds one text into `out` (length `dim`, overwritten), unit length unless empty.
@@ -127,7 +129,13 @@ mod tests {
     #[test]
     fn identical_texts_identical_vectors_and_unit_norm() {
         let e = HashedEmbedder::default();
-        let v = e.embed(&["I can't sleep before exams", "I can't sleep before exams", ""]).unwrap();
+        let v = e
+            .embed(&[
+                "I can't sleep before exams",
+                "I can't sleep before exams",
+                "",
+            ])
+            .unwrap();
         assert_eq!(v[0], v[1]);
         assert_eq!(v[0].len(), 1024);
         assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-5);
@@ -152,7 +160,12 @@ mod tests {
     #[test]
     fn handles_unicode_and_case() {
         let e = HashedEmbedder::new(256);
-        let v = e.embed(&["Ça va très BIEN, naïve café 😊", "ça va très bien, naïve café 😊"]).unwrap();
+        let v = e
+            .embed(&[
+                "Ça va très BIEN, naïve café 😊",
+                "ça va très bien, naïve café 😊",
+            ])
+            .unwrap();
         assert_eq!(e.dim(), 256);
         assert!((dot(&v[0], &v[1]) - 1.0).abs() < 1e-5);
     }

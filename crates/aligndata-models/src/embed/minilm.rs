@@ -84,7 +84,11 @@ impl Weights {
             .with_context(|| format!("{} has no tensor {full}", self.path))?
             .to_dtype(DType::F32)?;
         if t.dims() != shape {
-            bail!("{}: {full} has shape {:?}, expected {shape:?}", self.path, t.dims());
+            bail!(
+                "{}: {full} has shape {:?}, expected {shape:?}",
+                self.path,
+                t.dims()
+            );
         }
         Ok(t)
     }
@@ -102,17 +106,25 @@ impl MiniLmEmbedder {
     /// Loads `config.json`, `tokenizer.json`, `model.safetensors` (and, if present,
     /// `sentence_bert_config.json`) from `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let name = dir.file_name().map_or_else(|| "bert".into(), |n| n.to_string_lossy().into_owned());
+        let name = dir
+            .file_name()
+            .map_or_else(|| "bert".into(), |n| n.to_string_lossy().into_owned());
         let config_path = dir.join("config.json");
         let config: Config = serde_json::from_slice(
             &std::fs::read(&config_path)
                 .with_context(|| format!("reading {}", config_path.display()))?,
         )
         .with_context(|| format!("{} is not a BERT config", config_path.display()))?;
-        let (h, inter, heads) =
-            (config.hidden_size, config.intermediate_size, config.num_attention_heads);
+        let (h, inter, heads) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.num_attention_heads,
+        );
         if heads == 0 || h % heads != 0 {
-            bail!("{}: hidden_size {h} is not a multiple of {heads} heads", config_path.display());
+            bail!(
+                "{}: hidden_size {h} is not a multiple of {heads} heads",
+                config_path.display()
+            );
         }
 
         let max_len = std::fs::read(dir.join("sentence_bert_config.json"))
@@ -138,8 +150,16 @@ impl MiniLmEmbedder {
         let path = dir.join("model.safetensors");
         let map: HashMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu)
             .with_context(|| format!("reading {}", path.display()))?;
-        let prefix = if map.keys().any(|k| k.starts_with("bert.")) { "bert." } else { "" };
-        let w = Weights { map, prefix: prefix.into(), path: path.display().to_string() };
+        let prefix = if map.keys().any(|k| k.starts_with("bert.")) {
+            "bert."
+        } else {
+            ""
+        };
+        let w = Weights {
+            map,
+            prefix: prefix.into(),
+            path: path.display().to_string(),
+        };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{i}.");
@@ -171,7 +191,10 @@ impl MiniLmEmbedder {
                 ln2_b: v("output.LayerNorm.bias", h)?,
             });
         }
-        let types = w.flat("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        let types = w.flat(
+            "embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size, h],
+        )?;
         Ok(Self {
             name,
             tokenizer,
@@ -293,7 +316,10 @@ impl MiniLmEmbedder {
                 let word = self.word_emb.get(id * h..(id + 1) * h).unwrap_or(&[]);
                 let posv = self.pos_emb.get(pos * h..(pos + 1) * h).unwrap_or(&[]);
                 x.extend(
-                    word.iter().zip(posv).zip(&self.type0_emb).map(|((a, b), c)| a + b + c),
+                    word.iter()
+                        .zip(posv)
+                        .zip(&self.type0_emb)
+                        .map(|((a, b), c)| a + b + c),
                 );
             }
         }
@@ -338,7 +364,8 @@ fn gelu_erf(x: f32) -> f32 {
     let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let poly = t
-        * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
     let erf_abs = 1.0 - poly * (-z * z).exp();
     let erf = if x >= 0.0 { erf_abs } else { -erf_abs };
     0.5 * x * (1.0 + erf)
@@ -384,8 +411,12 @@ impl Embedder for MiniLmEmbedder {
             .par_iter()
             .with_max_len(1)
             .map(|r| {
-                let ids: Vec<&[u32]> =
-                    encoded.get(r.clone()).unwrap_or(&[]).iter().map(Vec::as_slice).collect();
+                let ids: Vec<&[u32]> = encoded
+                    .get(r.clone())
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(Vec::as_slice)
+                    .collect();
                 self.forward_packed(&ids)
             })
             .collect::<Result<_>>()?;
@@ -432,19 +463,36 @@ mod tests {
     #[test]
     fn matches_numpy_reference() {
         let e = model();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/embed/minilm_reference.json");
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/embed/minilm_reference.json");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let sentences = doc["sentences"].as_array().unwrap();
-        let mut texts: Vec<&str> = sentences.iter().map(|s| s["text"].as_str().unwrap()).collect();
+        let mut texts: Vec<&str> = sentences
+            .iter()
+            .map(|s| s["text"].as_str().unwrap())
+            .collect();
         let n_ref = texts.len();
         texts.push("a much longer filler sentence so that the reference sentences get padded in their batch, which must not change them at all");
         texts.push("ok");
         let got = e.embed(&texts).unwrap();
         for (s, row) in sentences.iter().zip(&got[..n_ref]) {
-            let want: Vec<f32> =
-                s["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let want: Vec<f32> = s["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
             assert_eq!(want.len(), row.len());
-            let max_err = want.iter().zip(row).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let max_err = want
+                .iter()
+                .zip(row)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!(
+                "{}: max abs diff to the numpy reference {max_err:e}",
+                s["text"]
+            );
             assert!(max_err < 1e-3, "{}: max abs diff {max_err}", s["text"]);
         }
         // And the same rows with batch size 1 (no padding at all).
@@ -452,7 +500,11 @@ mod tests {
         single.batch_tokens = 1;
         let alone = single.embed(&texts[..n_ref]).unwrap();
         for (a, b) in alone.iter().zip(&got) {
-            let max_err = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let max_err = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
             assert!(max_err < 1e-4, "packing changed a vector by {max_err}");
         }
     }

@@ -53,8 +53,11 @@ pub enum EmbedderKind {
 
 impl EmbedderKind {
     /// All kinds, fastest first.
-    pub const ALL: [EmbedderKind; 3] =
-        [EmbedderKind::Hashed, EmbedderKind::Static, EmbedderKind::MiniLm];
+    pub const ALL: [EmbedderKind; 3] = [
+        EmbedderKind::Hashed,
+        EmbedderKind::Static,
+        EmbedderKind::MiniLm,
+    ];
 
     /// The default model this kind needs, if any.
     pub fn model_name(self) -> Option<&'static str> {
@@ -84,7 +87,9 @@ impl FromStr for EmbedderKind {
             "hashed" | "hash" => Ok(EmbedderKind::Hashed),
             "static" | "wordllama" | "wordllama-256" => Ok(EmbedderKind::Static),
             "minilm" | "minilm-l6-v2" | "all-minilm-l6-v2" => Ok(EmbedderKind::MiniLm),
-            other => bail!("unknown embedder `{other}`\nhint: choose one of: hashed, static, minilm"),
+            other => {
+                bail!("unknown embedder `{other}`\nhint: choose one of: hashed, static, minilm")
+            }
         }
     }
 }
@@ -109,7 +114,8 @@ pub fn load_embedder_in(
     Ok(match kind {
         EmbedderKind::Hashed => Box::new(HashedEmbedder::default()),
         EmbedderKind::Static => {
-            let dir = registry::ensure_in(models_dir, static_vectors::MODEL_NAME, offline, progress)?;
+            let dir =
+                registry::ensure_in(models_dir, static_vectors::MODEL_NAME, offline, progress)?;
             Box::new(StaticEmbedder::load(&dir)?)
         }
         EmbedderKind::MiniLm => {

@@ -58,7 +58,9 @@ struct FastPath {
 fn fast_path_for(json: &serde_json::Value) -> Option<FastPath> {
     let norm = json.get("normalizer")?;
     let steps = norm.get("normalizers")?.as_array()?;
-    let [prepend, replace] = steps.as_slice() else { return None };
+    let [prepend, replace] = steps.as_slice() else {
+        return None;
+    };
     let space = SPACE.to_string();
     let ok = norm.get("type")?.as_str()? == "Sequence"
         && prepend.get("type")?.as_str()? == "Prepend"
@@ -87,9 +89,16 @@ fn fast_path_for(json: &serde_json::Value) -> Option<FastPath> {
         .get("added_tokens")?
         .as_array()?
         .iter()
-        .filter_map(|t| t.get("content").and_then(|c| c.as_str()).map(str::to_string))
+        .filter_map(|t| {
+            t.get("content")
+                .and_then(|c| c.as_str())
+                .map(str::to_string)
+        })
         .collect();
-    Some(FastPath { specials, shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect() })
+    Some(FastPath {
+        specials,
+        shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+    })
 }
 
 impl StaticEmbedder {
@@ -124,11 +133,21 @@ impl StaticEmbedder {
             },
         };
         let (vocab, dim) = tensor.dims2()?;
-        let table = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let table = tensor
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         if vocab == 0 || dim == 0 {
             bail!("{} has an empty embedding table", weights.display());
         }
-        Ok(Self { name: name.to_string(), tokenizer, table, vocab, dim, fast })
+        Ok(Self {
+            name: name.to_string(),
+            tokenizer,
+            table,
+            vocab,
+            dim,
+            fast,
+        })
     }
 
     /// Token ids of `text` as wordllama gets them (no special tokens, no truncation).
@@ -143,7 +162,9 @@ impl StaticEmbedder {
         Ok(ids)
     }
 
-    fn slow_ids(&self, text: &str) -> Result<Vec<u32>> {
+    /// Token ids through the full `tokenizers` pipeline (the slow path; for checking the fast
+    /// one, which [`StaticEmbedder::token_ids`] takes when it can).
+    pub fn slow_ids(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
             .tokenizer
             .encode_fast(text, false)
@@ -178,7 +199,9 @@ impl StaticEmbedder {
             return Ok(());
         }
         let shard_ix = (xxhash_rust::xxh3::xxh3_64(piece.as_bytes()) % SHARDS as u64) as usize;
-        let Some(shard) = fast.shards.get(shard_ix) else { return Ok(()) };
+        let Some(shard) = fast.shards.get(shard_ix) else {
+            return Ok(());
+        };
         if let Ok(map) = shard.read()
             && let Some(ids) = map.get(piece)
         {
@@ -238,7 +261,11 @@ impl Embedder for StaticEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        texts.par_iter().with_min_len(64).map(|t| self.embed_one(t)).collect()
+        texts
+            .par_iter()
+            .with_min_len(64)
+            .map(|t| self.embed_one(t))
+            .collect()
     }
 }
 
@@ -282,12 +309,15 @@ mod tests {
     #[test]
     fn matches_wordllama_python() {
         let e = model();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("test_data/embed/wordllama_reference.json");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/embed/wordllama_reference.json");
         let doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let sentences = doc["sentences"].as_array().unwrap();
-        let texts: Vec<&str> = sentences.iter().map(|s| s["text"].as_str().unwrap()).collect();
+        let texts: Vec<&str> = sentences
+            .iter()
+            .map(|s| s["text"].as_str().unwrap())
+            .collect();
         let got = e.embed(&texts).unwrap();
         for (s, row) in sentences.iter().zip(&got) {
             let want = s["embedding"].as_array().unwrap();

@@ -6,9 +6,10 @@
 //!   ([`super::normalize`]). Character 5-grams suit short messages (one changed word in a
 //!   20-word post still leaves Jaccard ≈ 0.8); word n-grams suit long documents. A text shorter
 //!   than one shingle is one shingle (the whole normal form).
-//! - **Hashing**: each shingle is hashed once with xxh3-64 (`h`); permutation `i` is the
-//!   multiply-shift hash `(a_i·h + b_i) >> 32` with odd 64-bit `a_i` drawn from a fixed seed. One
-//!   64-bit multiply-add per shingle and permutation, no modular reduction (datasketch uses
+//! - **Hashing**: each shingle is hashed once to 64 bits `h` (xxh3-64; word n-grams combine
+//!   their words' xxh3 hashes by multiply-rotate and a splitmix finaliser); permutation `i` is
+//!   the multiply-shift hash `(a_i·h + b_i) >> 32` with odd 64-bit `a_i` drawn from a fixed seed.
+//!   One 64-bit multiply-add per shingle and permutation, no modular reduction (datasketch uses
 //!   `(a·h + b) mod (2^61−1)` on SHA-1 hashes; the collision behaviour is the same, the cost is not).
 //! - **b-bit storage**: only the low 8 bits of each of the `num_perm` minima are kept
 //!   (b-bit MinHash, Li & König 2010): 128 permutations cost 128 bytes per record, so 2M
@@ -121,9 +122,10 @@ impl MinHasher {
                 // Hash each word, then combine n consecutive word hashes (order-sensitive).
                 let words: Vec<u64> = normal.split(' ').map(|w| xxh3_64(w.as_bytes())).collect();
                 let combine = |ws: &[u64]| {
-                    ws.iter().fold(0x2545_f491_4f6c_dd1d_u64, |acc, &w| {
-                        xxh3_64_with_seed(&w.to_le_bytes(), acc)
-                    })
+                    let acc = ws.iter().fold(0x2545_f491_4f6c_dd1d_u64, |acc, &w| {
+                        (acc.rotate_left(27) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    });
+                    mix64(acc)
                 };
                 if words.len() <= n {
                     f(combine(&words));
@@ -141,7 +143,7 @@ impl MinHasher {
         mins.resize(self.a.len(), u32::MAX);
         let (a, b) = (&self.a[..], &self.b[..]);
         self.for_each_shingle(normal, |h| {
-            // Plain indexed loop over equal-length slices: LLVM vectorises it.
+            // Plain zipped loop over equal-length slices: LLVM unrolls and vectorises it.
             for ((m, &ai), &bi) in mins.iter_mut().zip(a).zip(b) {
                 let v = (ai.wrapping_mul(h).wrapping_add(bi) >> 32) as u32;
                 *m = (*m).min(v);
@@ -151,6 +153,13 @@ impl MinHasher {
             *s = *m as u8;
         }
     }
+}
+
+/// The splitmix64 finaliser: spreads a combined word-hash over all 64 bits.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Estimated Jaccard of two b-bit (8-bit) signatures, bias-corrected (see the module docs).

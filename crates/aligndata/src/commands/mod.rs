@@ -8,9 +8,13 @@ use crate::ui::{Outcome, Ui};
 
 mod dataset;
 mod dedup;
+mod generate;
 mod ingest;
+mod keys;
 mod models;
+mod plan;
 mod run;
+mod serve;
 mod taxonomy;
 
 pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
@@ -21,7 +25,8 @@ pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
         Command::Inspect(args) => dataset::inspect(args, ui),
         Command::Stats(args) => dataset::stats(args, ui),
         Command::Run(args) => run::run(args, ui),
-        Command::Generate(_) => not_built("generate", 4),
+        Command::Plan(args) => plan::run(args, ui),
+        Command::Generate(args) => generate::run(args, ui),
         Command::Label(_) => not_built("label", 5),
         Command::Dedup(args) => dedup::run(args, ui),
         Command::Select(_) => not_built("select", 5),
@@ -29,7 +34,8 @@ pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
         Command::Judge(_) => not_built("judge", 6),
         Command::Export(_) => not_built("export", 6),
         Command::Report(_) => not_built("report", 6),
-        Command::Serve(_) => not_built("serve", 7),
+        Command::Serve(args) => serve::run(args, ui),
+        Command::Keys(cmd) => keys::run(cmd, ui),
     }
 }
 

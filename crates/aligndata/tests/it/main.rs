@@ -4,6 +4,7 @@
 
 mod cli;
 mod dedup;
+mod generate;
 mod ingest;
 mod pipeline;
 mod taxonomy;
