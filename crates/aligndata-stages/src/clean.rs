@@ -560,10 +560,11 @@ fn is_non_content(w: &str) -> bool {
     if core.contains("://") || core.starts_with("www.") || core.starts_with('@') && core.len() > 1 {
         return true;
     }
-    if let Some(at) = core.find('@') {
-        if at > 0 && core[at..].contains('.') {
-            return true;
-        }
+    if core
+        .find('@')
+        .is_some_and(|at| at > 0 && core[at..].contains('.'))
+    {
+        return true;
     }
     let b = core.as_bytes();
     b.len() >= 3
@@ -700,22 +701,25 @@ fn language(
     }
     if content.letters < config.lang_min_letters {
         // Too short for a language guess; the script alone may still rule out every kept one.
-        if content.letters >= 3 {
-            if let Some(script) = whatlang::detect_script(&sample) {
-                let any_kept = script
-                    .langs()
-                    .iter()
-                    .any(|l| is_kept(*l, &config.languages));
-                if !any_kept {
-                    fired.push((
-                        flags::LANGUAGE,
-                        format!(
-                            "script {} (no kept language uses it; keep-list {})",
-                            script.name(),
-                            config.languages.join(",")
-                        ),
-                    ));
-                }
+        let script = if content.letters >= 3 {
+            whatlang::detect_script(&sample)
+        } else {
+            None
+        };
+        if let Some(script) = script {
+            let any_kept = script
+                .langs()
+                .iter()
+                .any(|l| is_kept(*l, &config.languages));
+            if !any_kept {
+                fired.push((
+                    flags::LANGUAGE,
+                    format!(
+                        "script {} (no kept language uses it; keep-list {})",
+                        script.name(),
+                        config.languages.join(",")
+                    ),
+                ));
             }
         }
         return "und".into();

@@ -29,6 +29,10 @@ pub struct IngestConfig {
     pub strict: bool,
     /// Storage format of the output dataset.
     pub format: Format,
+    /// Cleaning rules and the language keep-list.
+    pub clean: CleanConfig,
+    /// Replace PII by typed placeholders before anything is written.
+    pub scrub_pii: bool,
 }
 
 /// Counts of what went where, per run.
@@ -67,7 +71,6 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
         .with_context(|| format!("could not create dataset {}", out.display()))?;
     let mut summary = IngestSummary { out: out.to_path_buf(), ..IngestSummary::default() };
     let mut handled = 0u64;
-    let clean_config = CleanConfig::default();
     for input in &config.inputs {
         let rows = read_input(input, &config.spec)?;
         let mut file_summary = FileSummary { file: input.clone(), records: 0, quarantined: 0 };
@@ -83,8 +86,13 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
                     record.provenance.line = Some(raw.line);
                     record.provenance.original_id = raw.original_id;
                     // Clean first (markup links go with their markup), then scrub what is left.
-                    clean::clean(&mut record, &clean_config, &mut summary.clean);
-                    summary.pii.merge(&pii::scrub_record(&mut record));
+                    clean::clean(&mut record, &config.clean, &mut summary.clean);
+                    if config.scrub_pii {
+                        summary.pii.merge(&pii::scrub_record(&mut record));
+                    }
+                    // The id hashes the text as stored: cleaned and scrubbed, so it never
+                    // fingerprints the PII that was removed.
+                    record.id = aligndata_core::record::record_id(record.source, &record.text);
                     writer.push(&record)?;
                     file_summary.records += 1;
                 }
@@ -151,7 +159,8 @@ pub fn config_json(config: &IngestConfig) -> serde_json::Value {
         "has_header": config.spec.has_header,
         "strict": config.strict,
         "format": format!("{:?}", config.format),
-        "clean": CleanConfig::default(),
+        "clean": config.clean,
+        "scrub_pii": config.scrub_pii,
     })
 }
 

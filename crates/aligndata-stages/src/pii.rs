@@ -1091,10 +1091,8 @@ mod tests {
                 }
             }
             for (j, t) in e.iter().enumerate() {
-                if let Some(k) = PiiKind::from_placeholder(t) {
-                    if !e_hit[j] {
-                        fn_[k.index()] += 1;
-                    }
+                if let (Some(k), false) = (PiiKind::from_placeholder(t), e_hit[j]) {
+                    fn_[k.index()] += 1;
                 }
             }
         }

@@ -177,6 +177,16 @@ pub struct IngestArgs {
     /// Lines (or cells) longer than this are quarantined rather than read.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_line_bytes: usize,
+    /// Languages to keep (ISO 639-1, comma-separated); others are flagged `language`. `all` keeps every language.
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    pub lang: Vec<String>,
+    /// Texts shorter than this many characters are flagged `too_short`.
+    #[arg(long, default_value_t = 12)]
+    pub min_chars: usize,
+    /// Keep personal data as it is (by default emails, phones, URLs, handles, addresses, card and
+    /// ID numbers and names are replaced by typed placeholders such as [EMAIL]).
+    #[arg(long)]
+    pub keep_pii: bool,
     /// CSV/TSV without a header row: name columns by 1-based position (`--text-field 1`).
     #[arg(long)]
     pub no_header: bool,
@@ -419,7 +429,8 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// `sqlite:PATH` (a file, created when missing) or `postgres://USER@HOST:PORT/DB`.
-    #[arg(long, env = "ALIGNDATA_DB", default_value = "sqlite:feedback.db", value_name = "URL")]
+    #[arg(long, env = "ALIGNDATA_DB", value_name = "URL")]
+    #[arg(default_value = "sqlite:feedback.db")]
     pub db: String,
 }
 

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use aligndata_dataset::{Format, InputFormat, InputSpec};
+use aligndata_stages::clean::CleanConfig;
 use aligndata_stages::ingest::{IngestConfig, ingest};
 
 use crate::cli::{self, IngestArgs};
@@ -21,6 +22,12 @@ pub fn run(args: IngestArgs, ui: &Ui) -> Result<Outcome> {
         },
         strict: args.strict,
         format: dataset_format(args.out.format),
+        clean: CleanConfig {
+            languages: if args.lang.iter().any(|l| l == "all") { Vec::new() } else { args.lang },
+            min_chars: args.min_chars,
+            ..CleanConfig::default()
+        },
+        scrub_pii: !args.keep_pii,
     };
     let bar = ui.bar(None, "ingest");
     let summary = ingest(&config, &args.out.out, &|n| bar.set_position(n));
@@ -34,6 +41,15 @@ pub fn run(args: IngestArgs, ui: &Ui) -> Result<Outcome> {
     )];
     for file in &summary.files {
         human.push(format!("  {}: {} records, {} quarantined", file.file.display(), file.records, file.quarantined));
+    }
+    if summary.clean.changed > 0 {
+        human.push(format!("  cleaned     {} texts changed by normalisation or markup stripping", summary.clean.changed));
+    }
+    for (flag, n) in &summary.clean.flags {
+        human.push(format!("  flagged {n:>6} × {flag} (kept, set aside)"));
+    }
+    if summary.pii.total() > 0 {
+        human.push(format!("  pii         replaced {}", summary.pii.describe()));
     }
     for (reason, n) in &summary.quarantine_reasons {
         human.push(format!("  quarantined {n:>6} × {reason}"));

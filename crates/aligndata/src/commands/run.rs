@@ -8,6 +8,7 @@ use serde_json::json;
 use aligndata_core::Taxonomy;
 use aligndata_dataset::{Format, InputSpec};
 use aligndata_models::registry;
+use aligndata_stages::clean::CleanConfig;
 use aligndata_stages::ingest::{IngestConfig, ingest, is_up_to_date};
 use aligndata_stages::pipeline::{Pipeline, Step};
 
@@ -69,6 +70,8 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
                     },
                     strict: false,
                     format: Format::Jsonl,
+                    clean: CleanConfig::default(),
+                    scrub_pii: true,
                 };
                 if is_up_to_date(&config, &out) {
                     ui.note(&format!("{label}: inputs and config unchanged, kept {}", out.display()));

@@ -7,5 +7,6 @@ mod dedup;
 mod generate;
 mod ingest;
 mod pipeline;
+mod serve;
 mod taxonomy;
 mod util;
