@@ -448,6 +448,10 @@ before the reply. Several instances may share one PostgreSQL database.")]
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// Store user messages, comments and corrections as they arrive, without replacing personal
+    /// data by typed placeholders ([EMAIL], [PHONE], [NAME], …).
+    #[arg(long)]
+    pub keep_pii: bool,
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,

@@ -35,6 +35,12 @@ pub fn run(args: ServeArgs, ui: &Ui) -> Result<Outcome> {
         rate_limit,
         ..ServerConfig::default()
     };
+    let mut config = config;
+    if !args.keep_pii {
+        // The same scrubber as offline ingest, so stored feedback never holds what a dataset
+        // would not.
+        config.scrubber = std::sync::Arc::new(|text: &str| aligndata_stages::pii::scrub(text).0);
+    }
     config.validate()?;
     let options = StoreOptions {
         max_connections: args.max_connections,
