@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use aligndata_core::{Record, SourceKind};
 use aligndata_dataset::{
-    DatasetWriter, Format, InputSpec, ManifestFields, QuarantineEntry, WriterOptions, read_input,
+    BadRow, DatasetWriter, Format, InputRow, InputSpec, ManifestFields, QuarantineEntry, RawRow,
+    WriterOptions, read_input,
 };
 
 use crate::clean::{self, CleanConfig, CleanCounts};
@@ -65,6 +67,28 @@ pub struct FileSummary {
     pub quarantined: u64,
 }
 
+/// Rows per parallel chunk: big enough to amortise the fan-out, small enough to keep memory flat.
+const CHUNK_ROWS: usize = 4096;
+
+/// One raw row → a cleaned, scrubbed record with its own counts.
+fn prepare(raw: &RawRow, config: &IngestConfig) -> (Record, CleanCounts, PiiCounts) {
+    let mut clean_counts = CleanCounts::default();
+    let mut pii_counts = PiiCounts::default();
+    let mut record = Record::new(SourceKind::Real, raw.text.clone());
+    record.provenance.file = Some(raw.file.clone());
+    record.provenance.line = Some(raw.line);
+    record.provenance.original_id = raw.original_id.clone();
+    // Clean first (markup links go with their markup), then scrub what is left.
+    clean::clean(&mut record, &config.clean, &mut clean_counts);
+    if config.scrub_pii {
+        pii_counts = pii::scrub_record(&mut record);
+    }
+    // The id hashes the text as stored: cleaned and scrubbed, so it never fingerprints the PII
+    // that was removed.
+    record.id = aligndata_core::record::record_id(record.source, &record.text);
+    (record, clean_counts, pii_counts)
+}
+
 /// Runs ingest into `out`. `progress` is called with the number of rows handled so far.
 pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Result<IngestSummary> {
     let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
@@ -74,48 +98,46 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
     for input in &config.inputs {
         let rows = read_input(input, &config.spec)?;
         let mut file_summary = FileSummary { file: input.clone(), records: 0, quarantined: 0 };
-        for row in rows {
-            handled += 1;
-            if handled % 4096 == 0 {
-                progress(handled);
-            }
-            match row {
-                Ok(raw) => {
-                    let mut record = Record::new(SourceKind::Real, raw.text);
-                    record.provenance.file = Some(raw.file);
-                    record.provenance.line = Some(raw.line);
-                    record.provenance.original_id = raw.original_id;
-                    // Clean first (markup links go with their markup), then scrub what is left.
-                    clean::clean(&mut record, &config.clean, &mut summary.clean);
-                    if config.scrub_pii {
-                        summary.pii.merge(&pii::scrub_record(&mut record));
+        // Rows are cleaned and scrubbed in parallel chunks, then written in input order, so the
+        // output does not depend on the number of threads.
+        let mut chunk: Vec<InputRow> = Vec::with_capacity(CHUNK_ROWS);
+        let mut rows = rows.peekable();
+        while rows.peek().is_some() {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(CHUNK_ROWS));
+            handled += chunk.len() as u64;
+            let processed: Vec<Result<(Record, CleanCounts, PiiCounts), &BadRow>> = chunk
+                .par_iter()
+                .map(|row| match row {
+                    Ok(raw) => Ok(prepare(raw, config)),
+                    Err(bad) => Err(bad),
+                })
+                .collect();
+            for item in processed {
+                match item {
+                    Ok((record, clean_counts, pii_counts)) => {
+                        summary.clean.merge(&clean_counts);
+                        summary.pii.merge(&pii_counts);
+                        writer.push(&record)?;
+                        file_summary.records += 1;
                     }
-                    // The id hashes the text as stored: cleaned and scrubbed, so it never
-                    // fingerprints the PII that was removed.
-                    record.id = aligndata_core::record::record_id(record.source, &record.text);
-                    writer.push(&record)?;
-                    file_summary.records += 1;
-                }
-                Err(bad) => {
-                    if config.strict {
-                        bail!(
-                            "{}:{}: {}\nhint: drop --strict to send such rows to quarantine.jsonl and go on",
-                            bad.file,
-                            bad.line,
-                            bad.reason
-                        );
+                    Err(bad) => {
+                        if config.strict {
+                            bail!(
+                                "{}:{}: {}\nhint: drop --strict to send such rows to quarantine.jsonl and go on",
+                                bad.file,
+                                bad.line,
+                                bad.reason
+                            );
+                        }
+                        let kind = bad.reason.split(':').next().unwrap_or("").trim().to_string();
+                        *summary.quarantine_reasons.entry(kind).or_default() += 1;
+                        writer.quarantine(QuarantineEntry::from(bad.clone()))?;
+                        file_summary.quarantined += 1;
                     }
-                    let kind = bad.reason.split(':').next().unwrap_or("").trim().to_string();
-                    *summary.quarantine_reasons.entry(kind).or_default() += 1;
-                    writer.quarantine(QuarantineEntry {
-                        file: bad.file,
-                        line: bad.line,
-                        reason: bad.reason,
-                        raw: bad.raw,
-                    })?;
-                    file_summary.quarantined += 1;
                 }
             }
+            progress(handled);
         }
         summary.records += file_summary.records;
         summary.quarantined += file_summary.quarantined;
