@@ -261,7 +261,7 @@ pub fn report(items: &[(String, String)], embeddings: Option<&[Vec<f32>]>, seed:
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let per_cell_mean = DiversityFigures {
-        n: if m == 0 { 0 } else { per_cell.values().map(|f| f.n).sum::<usize>() / m },
+        n: per_cell.values().map(|f| f.n).sum::<usize>().checked_div(m).unwrap_or(0),
         distinct_1: mean(&|f| f.distinct_1),
         distinct_2: mean(&|f| f.distinct_2),
         distinct_3: mean(&|f| f.distinct_3),

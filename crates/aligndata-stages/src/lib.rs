@@ -7,8 +7,14 @@
 pub mod clean;
 pub mod dedup;
 pub mod diversity;
+pub mod export;
 pub mod generate;
 pub mod ingest;
+pub mod label;
 pub mod pii;
 pub mod pipeline;
 pub mod plan;
+pub mod respond;
+pub mod report;
+pub mod safety;
+pub mod select;

@@ -181,6 +181,10 @@ pub struct GenerateSummary {
     pub seconds_total: f64,
 }
 
+/// An attempt's persona (provenance text), its prompt and hash (model backends), or its text
+/// (template backend).
+type Prepared = (String, Option<(String, String)>, Option<String>);
+
 struct Attempt {
     cell_idx: usize,
     attempt: u32,
@@ -268,7 +272,7 @@ pub fn generate(
         // Personas, prompts (or texts for the template backend), in parallel: each attempt has
         // its own stream, so the result does not depend on scheduling.
         let t0 = Instant::now();
-        let produced: Vec<Result<(String, Option<(String, String)>, Option<String>, bool)>> = round
+        let produced: Vec<Result<Prepared>> = round
             .par_iter()
             .map(|a| {
                 let s = &states[a.cell_idx];
@@ -277,12 +281,12 @@ pub fn generate(
                 match backend {
                     Backend::Template => {
                         let text = template_gen::compose(taxonomy, &s.cell, &persona, &mut rng);
-                        Ok((persona.provenance(), None, Some(text), false))
+                        Ok((persona.provenance(), None, Some(text)))
                     }
                     Backend::Model { template, .. } => {
                         let prompt = template.render(taxonomy, &s.cell, &persona, &mut rng)?;
                         let hash = prompt_hash(&prompt);
-                        Ok((persona.provenance(), Some((prompt, hash)), None, false))
+                        Ok((persona.provenance(), Some((prompt, hash)), None))
                     }
                 }
             })
@@ -291,7 +295,7 @@ pub fn generate(
         let mut to_model: Vec<(usize, CompletionRequest)> = Vec::new();
         for (i, p) in produced.into_iter().enumerate() {
             match p {
-                Ok((persona, prompt, text, _)) => {
+                Ok((persona, prompt, text)) => {
                     round[i].persona = persona;
                     if let Some(t) = text {
                         outputs.push(Ok((t, false)));
