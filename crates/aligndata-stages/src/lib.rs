@@ -10,6 +10,7 @@ pub mod diversity;
 pub mod export;
 pub mod generate;
 pub mod ingest;
+pub mod judge;
 pub mod label;
 pub mod pii;
 pub mod pipeline;

@@ -30,28 +30,46 @@ fn default_out() -> PathBuf {
     PathBuf::from("out")
 }
 
-/// One step of a pipeline: `- ingest: {...}`.
+/// One step of a pipeline: `- ingest: {...}`, `- generate: {count: 100}`, …
+///
+/// Every step but ingest runs the subcommand of the same name; its settings are that
+/// subcommand's flags (`max_tokens: 64` is `--max-tokens 64`), so the CLI's `--help` documents
+/// the pipeline file too.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Read real files into a dataset.
     Ingest(IngestStep),
-    /// Synthetic inputs (issue #4).
-    Generate(serde_json::Value),
-    /// Labelling (issue #5).
-    Label(serde_json::Value),
-    /// Deduplication (issue #5).
-    Dedup(serde_json::Value),
-    /// Selection (issue #5).
-    Select(serde_json::Value),
-    /// Responses (issue #6).
-    Respond(serde_json::Value),
-    /// Judging (issue #6).
-    Judge(serde_json::Value),
-    /// Training files (issue #6).
-    Export(serde_json::Value),
-    /// The report (issue #6).
-    Report(serde_json::Value),
+    /// Synthetic inputs per taxonomy cell.
+    Generate(StageStep),
+    /// Labelling into the taxonomy.
+    Label(StageStep),
+    /// Exact, near and semantic duplicates.
+    Dedup(StageStep),
+    /// The right subset.
+    Select(StageStep),
+    /// Candidate responses.
+    Respond(StageStep),
+    /// Rubric scores.
+    Judge(StageStep),
+    /// Training files.
+    Export(StageStep),
+    /// The HTML report.
+    Report(StageStep),
+}
+
+/// A step that runs a subcommand: which datasets it reads and the flags it gets.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StageStep {
+    /// Output directory name under the pipeline's `out` (default: the step's kind).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Names of earlier steps whose outputs this step reads (default: the previous step's).
+    #[serde(default)]
+    pub from: Vec<String>,
+    /// The subcommand's flags, by long name with `_` or `-`.
+    #[serde(flatten)]
+    pub flags: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Step {
@@ -67,6 +85,26 @@ impl Step {
             Step::Judge(_) => "judge",
             Step::Export(_) => "export",
             Step::Report(_) => "report",
+        }
+    }
+
+    /// The name of the step's output dataset under the pipeline's `out`.
+    pub fn name(&self) -> String {
+        match self {
+            Step::Ingest(ingest) => ingest.name.clone(),
+            Step::Generate(s) | Step::Label(s) | Step::Dedup(s) | Step::Select(s)
+            | Step::Respond(s) | Step::Judge(s) | Step::Export(s) | Step::Report(s) => {
+                s.name.clone().unwrap_or_else(|| self.kind().to_string())
+            }
+        }
+    }
+
+    /// The subcommand settings, for every step but ingest.
+    pub fn stage(&self) -> Option<&StageStep> {
+        match self {
+            Step::Ingest(_) => None,
+            Step::Generate(s) | Step::Label(s) | Step::Dedup(s) | Step::Select(s)
+            | Step::Respond(s) | Step::Judge(s) | Step::Export(s) | Step::Report(s) => Some(s),
         }
     }
 }

@@ -71,13 +71,13 @@ pub enum Command {
     /// Select the right subset: balanced across cells, diverse, representative.
     Select(SelectArgs),
     /// Write candidate responses, with the safety protocol for crisis inputs.
-    Respond(StageArgs),
+    Respond(RespondArgs),
     /// Score responses against the rubric.
-    Judge(StageArgs),
+    Judge(JudgeArgs),
     /// Write training files (TRL, OpenAI, ShareGPT, Parquet) with splits and a dataset card.
-    Export(StageArgs),
+    Export(ExportArgs),
     /// Write the HTML report: coverage, diversity, the synthetic-versus-real gap.
-    Report(StageArgs),
+    Report(ReportArgs),
     /// Run a whole pipeline from one file.
     Run(RunArgs),
     /// Run the online feedback service.
@@ -321,14 +321,122 @@ pub struct GenerateArgs {
 
 /// `aligndata label`
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(after_help = "\
+Examples:
+  aligndata label data/real --taxonomy examples/self-doubt/taxonomy.yaml --out data/labelled
+  aligndata label train data/synthetic --taxonomy t.yaml --out model.json
+  aligndata label train labelled.jsonl --taxonomy t.yaml --label-field label --label-map map.yaml --out model.json
+  aligndata label data/real --taxonomy t.yaml --model model.json --out data/labelled
+  aligndata label data/real --taxonomy t.yaml --method llm --backend openai --model-name NAME --out data/labelled
+
+Methods: prototype (zero-shot similarity to each value's description, keywords and examples;
+the default), trained (a linear classifier per dimension from `label train`; chosen by --model),
+llm (the model answers one `dimension: value` line per dimension; answers that fail the parse
+check give no labels and are counted). A dimension where no value is similar or probable enough
+gets no label (\"none\"). Labels of the same method from an earlier run are replaced; others kept.
+A dataset directory literally named `train` must be written `./train`.")]
 pub struct LabelArgs {
+    #[command(subcommand)]
+    pub command: Option<LabelCommand>,
     /// Input dataset directory.
-    pub dataset: PathBuf,
+    #[arg(required = true)]
+    pub dataset: Option<PathBuf>,
+    /// The taxonomy YAML file.
+    #[arg(long, required = true)]
+    pub taxonomy: Option<PathBuf>,
+    /// Output dataset directory (replaced atomically when the stage finishes).
+    #[arg(long, short = 'o', value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// Record storage format of the output dataset.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: DatasetFormat,
+    /// prototype, trained or llm (default: trained with --model, else prototype).
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// A model file from `aligndata label train` (implies --method trained).
+    #[arg(long, value_name = "MODEL.json")]
+    pub model: Option<PathBuf>,
+    /// Embedder: hashed, static or minilm (with --model: the model's own).
+    #[arg(long, value_name = "KIND")]
+    pub embedder: Option<String>,
+    /// Prototype: score against the mean of a value's texts (`mean`) or the best one (`max`).
+    #[arg(long, default_value = "mean", value_name = "MODE")]
+    pub prototype: String,
+    /// Prototype: fixed "none" cut-off (cosine) instead of the calibrated one.
+    #[arg(long, value_name = "COS")]
+    pub min_similarity: Option<f32>,
+    /// Prototype: softmax temperature of the confidences.
+    #[arg(long, default_value_t = 0.05)]
+    pub temperature: f32,
+    /// Prototype: also give values within this cosine of the best one.
+    #[arg(long, default_value_t = 0.0, value_name = "COS")]
+    pub margin: f32,
+    /// LLM: the generator backend (local or openai).
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: GenerateBackend,
+    /// LLM: a registry name or GGUF path (local), or the served model's name (openai).
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// LLM: OpenAI-compatible base URL.
+    #[arg(long, default_value = "http://localhost:8000/v1")]
+    pub base_url: String,
+    /// LLM: environment variable holding the API key (openai).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+}
+
+/// `aligndata label train`
+#[derive(Debug, Subcommand)]
+pub enum LabelCommand {
+    /// Train a labeller (one linear classifier per dimension on embeddings) and save it.
+    Train(LabelTrainArgs),
+}
+
+/// `aligndata label train`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Training labels come from: a dataset's `intended` cells (synthetic records; the default), its
+`labels` (--from labels, optionally --from labels:METHOD), or a JSONL file (--label-field,
+optionally --text-field and --label-map). A label is mapped through --label-map (a YAML or JSON
+map from your label to a list of `dimension=value`), or read as `dimension=value`, or as a value id
+that only one dimension has. Per-label thresholds are tuned on a held-out share (--holdout).")]
+pub struct LabelTrainArgs {
+    /// A dataset directory or a JSONL file of labelled texts.
+    pub input: PathBuf,
     /// The taxonomy YAML file.
     #[arg(long)]
     pub taxonomy: PathBuf,
-    #[command(flatten)]
-    pub out: OutArgs,
+    /// Where to write the model (JSON).
+    #[arg(long, short = 'o', value_name = "MODEL.json")]
+    pub out: PathBuf,
+    /// Dataset input: `intended` or `labels` or `labels:METHOD`.
+    #[arg(long, default_value = "intended")]
+    pub from: String,
+    /// JSONL input: the field holding the label(s) (dotted path).
+    #[arg(long, value_name = "FIELD")]
+    pub label_field: Option<String>,
+    /// JSONL input: the field holding the text (dotted path).
+    #[arg(long, default_value = "text", value_name = "FIELD")]
+    pub text_field: String,
+    /// Map from your labels to `dimension=value` lists (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    pub label_map: Option<PathBuf>,
+    /// Embedder: hashed, static or minilm.
+    #[arg(long, default_value = "minilm", value_name = "KIND")]
+    pub embedder: String,
+    /// Training passes.
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    /// L2 penalty.
+    #[arg(long, default_value_t = 1e-4)]
+    pub l2: f32,
+    /// Share held out to tune thresholds.
+    #[arg(long, default_value_t = 0.15)]
+    pub holdout: f64,
+    /// Seed of the split and shuffles.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `aligndata dedup`
@@ -392,6 +500,21 @@ pub struct DedupArgs {
 
 /// `aligndata select`
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata select data/labelled --taxonomy taxonomy.yaml --budget 200 --out data/selected
+  aligndata select data/labelled --taxonomy taxonomy.yaml --budget 20000 --quota weights --keep-all --out data/pool
+  aligndata select data/labelled --taxonomy taxonomy.yaml --budget 500 --outlier-method lof --tradeoff 0.7 --out data/sel
+
+Records flagged by an earlier stage (duplicate, language, too_short, pii, ...) are not eligible.
+Every eligible record gets an `outlier` score (mean cosine distance to its k nearest neighbours,
+or LOF) with a reason; those at or above --outlier-percentile are flagged `outlier` and never
+selected. A record's cell is its top label per dimension (else its intended cell); records with
+no known value for some dimension are `unlabelled` and get no quota unless --include-unlabelled.
+The budget is shared across cells (--quota), capped by what each cell holds, the rest
+redistributed; within a cell, greedy facility location (representative) mixed with k-center
+(diverse) by --tradeoff. By default only the selection is written and the summary counts the
+rest; --keep-all writes every record, unselected ones flagged `not_selected` with a reason.")]
 pub struct SelectArgs {
     /// Input dataset directory.
     pub dataset: PathBuf,
@@ -403,16 +526,231 @@ pub struct SelectArgs {
     pub budget: u64,
     #[command(flatten)]
     pub out: OutArgs,
+    /// Budget per cell: `balanced` (equal), `weights` (taxonomy weights) or `proportional` (population).
+    #[arg(long, default_value = "balanced", value_name = "MODE")]
+    pub quota: String,
+    /// Embedder: `hashed` (lexical, instant), `static` or `minilm` (slowest, best).
+    #[arg(long, default_value = "minilm", value_name = "KIND")]
+    pub embedder: String,
+    /// Outlier score: `knn` (mean k-NN cosine distance) or `lof`.
+    #[arg(long, default_value = "knn", value_name = "METHOD")]
+    pub outlier_method: String,
+    /// Neighbours for the outlier score.
+    #[arg(long, short = 'k', default_value_t = 10, value_name = "K")]
+    pub k: usize,
+    /// Flag records at or above this percentile of outlier scores.
+    #[arg(long, default_value_t = 99.0, value_name = "P")]
+    pub outlier_percentile: f64,
+    /// Flag records whose outlier score is at or above this value (instead of the percentile).
+    #[arg(long, value_name = "SCORE")]
+    pub outlier_threshold: Option<f64>,
+    /// Exact neighbour search up to this many records; beyond, against a random reference sample.
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    pub brute_force_limit: usize,
+    /// Size of the reference sample beyond --brute-force-limit.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub reference_size: usize,
+    /// 0 = most representative (facility location) … 1 = most diverse (k-center).
+    #[arg(long, default_value_t = 0.3, value_name = "LAMBDA")]
+    pub tradeoff: f64,
+    /// Give records without a known cell a quota, as one more cell.
+    #[arg(long)]
+    pub include_unlabelled: bool,
+    /// Write every record, unselected ones flagged `not_selected`, instead of only the selection.
+    #[arg(long)]
+    pub keep_all: bool,
+    /// Seed of the samples: same seed, same selection.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
-/// Arguments of the later stages, until their issues land.
+/// Which language model answers (`respond`) or judges (`judge --llm-judge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LlmBackend {
+    /// The in-process default model (SmolLM2-135M) or a local GGUF (--model).
+    Local,
+    /// Any OpenAI-compatible server (--base-url, --model).
+    Openai,
+}
+
+/// `aligndata respond`
 #[derive(Debug, Args)]
-pub struct StageArgs {
-    /// Input dataset directories.
+#[command(after_help = "\
+Examples:
+  aligndata respond data/selected --out data/responded
+  aligndata respond data/selected --n 4 --policy my-policy.yaml --locale UK --out data/responded
+  aligndata respond data/selected --backend openai --base-url http://localhost:8000/v1 \\
+      --model Qwen2.5-7B-Instruct --out data/responded
+
+Every record goes through the safety protocol first: inputs with crisis cues get the label
+risk=crisis (method safety), a `safety.crisis` score naming the cue, and the policy's crisis
+response with the locale's resources (never the model's text). Kept records get --n candidates
+from the model, sampled at the policy's temperatures; records set aside by earlier stages pass
+through untouched. Completions are cached: a rerun repeats no finished request.")]
+pub struct RespondArgs {
+    /// Input dataset directory.
+    pub dataset: PathBuf,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Candidate responses per input.
+    #[arg(long, default_value_t = 2)]
+    pub n: usize,
+    /// The response policy (system prompt, rules, temperatures, crisis variants); default: the
+    /// built-in copy of examples/self-doubt/policy.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Crisis resources per locale; default: the built-in copy of examples/self-doubt/resources.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Locale of the crisis resources (e.g. US, UK, CA, IE, AU); default: the file's fallback.
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// The model backend.
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: LlmBackend,
+    /// Model: a registry name or GGUF path (local), or the served model name (openai).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// OpenAI-compatible base URL, e.g. http://localhost:8000/v1.
+    #[arg(long, default_value = "http://localhost:8000/v1")]
+    pub base_url: String,
+    /// Environment variable holding the API key (openai).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Token limit per candidate (default: the policy's).
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Run seed: same seed, same requests (and cache hits).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Records per model batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Also flag inputs close to crisis exemplars by embedding (hashed, static, minilm); adds to the rules.
+    #[arg(long, value_name = "KIND")]
+    pub safety_embedder: Option<String>,
+    /// Minimum cosine to a crisis exemplar for --safety-embedder.
+    #[arg(long, default_value_t = 0.75, value_name = "COS")]
+    pub safety_cosine: f32,
+    /// Do not use the completion cache (reruns then call the model again).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `aligndata judge`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata judge data/responded --out data/judged
+  aligndata judge data/responded --rubric my-rubric.yaml --out data/judged
+  aligndata judge data/responded --llm-judge --base-url http://localhost:8000/v1 --model Qwen2.5-7B-Instruct --out data/judged
+
+Each response gets one `judge.<item>` score per rubric item, each with its reason, and
+`judge.total` (0..1). Each record gets `judge.chosen` (index of the best response: the SFT target)
+and, when best minus worst is at least the rubric's margin, `judge.rejected` (index of the worst:
+the preference pair) and `judge.margin`.")]
+pub struct JudgeArgs {
+    /// Input dataset directory (from `aligndata respond`).
+    pub dataset: PathBuf,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// The rubric; default: the built-in copy of examples/self-doubt/rubric.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub rubric: Option<PathBuf>,
+    /// Crisis resources (to check responses name one); default: the built-in copy.
+    #[arg(long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Preference-pair margin, overriding the rubric's.
+    #[arg(long, value_name = "M")]
+    pub margin: Option<f64>,
+    /// Also ask an LLM judge on an OpenAI-compatible server (needs --model).
+    #[arg(long)]
+    pub llm_judge: bool,
+    /// The LLM judge's served model name.
+    #[arg(long, requires = "llm_judge")]
+    pub model: Option<String>,
+    /// OpenAI-compatible base URL.
+    #[arg(long, default_value = "http://localhost:8000/v1")]
+    pub base_url: String,
+    /// Environment variable holding the API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Do not use the completion cache for LLM verdicts.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `aligndata export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Input dataset directories (judged records; flagged ones are left out and counted).
+    #[arg(required = true, value_name = "DATASET")]
     pub datasets: Vec<PathBuf>,
-    /// Output directory.
-    #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
+    /// Output directory: <format>/{train,validation,test}.{jsonl,parquet}, splits.jsonl, README.md.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// Formats to write (repeat or comma-separate; default all): openai, trl,
+    /// trl-prompt-completion, sharegpt (SFT); trl-preference, openai-dpo (preference);
+    /// trl-unpaired (KTO).
+    #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT")]
+    pub formats: Vec<String>,
+    /// Train, validation and test shares, e.g. 0.8,0.1,0.1 (normalised).
+    #[arg(long, default_value = "0.8,0.1,0.1", value_name = "T,V,T")]
+    pub split: String,
+    /// Taxonomy file: its dimensions (in order) make the cells the splits are stratified by.
+    #[arg(long, value_name = "FILE")]
+    pub taxonomy: Option<PathBuf>,
+    /// A system message put first in every conversation.
+    #[arg(long, value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+    /// Read the system message from a file instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "system_prompt")]
+    pub system_prompt_file: Option<PathBuf>,
+    /// License of the exported dataset (SPDX id), written to the dataset card.
+    #[arg(long, value_name = "SPDX")]
+    pub license: Option<String>,
+    /// License of a source: PATTERN=LICENSE, PATTERN matching a source file path or model
+    /// (repeatable), e.g. --source-license counsel=MIT.
+    #[arg(long, value_name = "PATTERN=LICENSE")]
+    pub source_license: Vec<String>,
+    /// Keep records whose flags are only of these kinds (e.g. crisis), instead of leaving them out.
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub keep_flag: Vec<String>,
+    /// Inputs at or above this MinHash Jaccard similarity always share a split.
+    #[arg(long, default_value_t = 0.7, value_name = "J")]
+    pub near_threshold: f64,
+    /// Seed of the split assignment.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Dataset name on the card (default: the taxonomy's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `aligndata report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Input dataset directories (e.g. the labelled pool, or the judged selection).
+    #[arg(required = true, value_name = "DATASET")]
+    pub datasets: Vec<PathBuf>,
+    /// Taxonomy file: dimension and value order of the heatmaps (else taken from the labels).
+    #[arg(long, value_name = "FILE")]
+    pub taxonomy: Option<PathBuf>,
+    /// Output directory for report.html and report.json.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// Embedder for diversity, the synthetic-vs-real gap and the map: `hashed`, `static`, `minilm`.
+    #[arg(long, default_value = "static", value_name = "KIND")]
+    pub embedder: String,
+    /// Records per source sampled for embeddings (diversity, gap, map).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub sample: usize,
+    /// Points drawn on the map.
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub max_points: usize,
+    /// Page title.
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// `aligndata run`

@@ -169,7 +169,7 @@ print(json.dumps(out))
     assert!(card.contains("config_name: trl-preference"), "{card}");
     assert!(card.contains("path: openai-dpo/test.parquet"), "{card}");
     assert!(card.contains("## Known limits"), "{card}");
-    assert!(card.contains("perfectionism × work"), "{card}");
+    assert!(card.contains("| work × perfectionism | "), "{card}");
 }
 
 #[test]

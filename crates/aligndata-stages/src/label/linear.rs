@@ -35,7 +35,15 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 12, learning_rate: 0.01, l2: 1e-4, batch: 256, holdout: 0.15, balance: true, seed: 1 }
+        TrainConfig {
+            epochs: 12,
+            learning_rate: 0.01,
+            l2: 1e-4,
+            batch: 256,
+            holdout: 0.15,
+            balance: true,
+            seed: 1,
+        }
     }
 }
 
@@ -101,7 +109,11 @@ impl LinearClassifier {
             bail!("no labels to train");
         }
         if features.len() != targets.len() {
-            bail!("{} feature rows but {} target rows", features.len(), targets.len());
+            bail!(
+                "{} feature rows but {} target rows",
+                features.len(),
+                targets.len()
+            );
         }
         if features.len() < 2 {
             bail!("need at least 2 labelled examples, got {}", features.len());
@@ -111,7 +123,10 @@ impl LinearClassifier {
             bail!("feature rows must all have the same non-zero length");
         }
         if let Some(bad) = targets.iter().flatten().find(|&&t| t >= labels.len()) {
-            bail!("target index {bad} is out of range for {} labels", labels.len());
+            bail!(
+                "target index {bad} is out of range for {} labels",
+                labels.len()
+            );
         }
         if config.epochs == 0 || config.batch == 0 || !(0.0..1.0).contains(&config.holdout) {
             bail!("epochs and batch must be ≥ 1 and holdout in [0, 1)");
@@ -120,7 +135,11 @@ impl LinearClassifier {
         let mut order: Vec<usize> = (0..features.len()).collect();
         Rng::new(config.seed).shuffle(&mut order);
         let n_held = ((features.len() as f64) * config.holdout).round() as usize;
-        let n_held = if config.holdout > 0.0 { n_held.clamp(1, features.len() - 1) } else { 0 };
+        let n_held = if config.holdout > 0.0 {
+            n_held.clamp(1, features.len() - 1)
+        } else {
+            0
+        };
         let (held, train) = order.split_at(n_held);
 
         // Standardise on the training split.
@@ -137,9 +156,16 @@ impl LinearClassifier {
                 *v += (x - m) * (x - m);
             }
         }
-        let scale: Vec<f32> = var.iter().map(|v| 1.0 / ((v / train.len() as f32).sqrt() + 1e-6)).collect();
+        let scale: Vec<f32> = var
+            .iter()
+            .map(|v| 1.0 / ((v / train.len() as f32).sqrt() + 1e-6))
+            .collect();
         let standardise = |row: &[f32]| -> Vec<f32> {
-            row.iter().zip(&mean).zip(&scale).map(|((x, m), s)| (x - m) * s).collect()
+            row.iter()
+                .zip(&mean)
+                .zip(&scale)
+                .map(|((x, m), s)| (x - m) * s)
+                .collect()
         };
         let x_train: Vec<Vec<f32>> = train.iter().map(|&i| standardise(&features[i])).collect();
         let x_held: Vec<Vec<f32>> = held.iter().map(|&i| standardise(&features[i])).collect();
@@ -147,7 +173,8 @@ impl LinearClassifier {
         let trained: Vec<(Vec<f32>, f32, f32, Option<f32>)> = (0..labels.len())
             .into_par_iter()
             .map(|label| {
-                let y_train: Vec<bool> = train.iter().map(|&i| targets[i].contains(&label)).collect();
+                let y_train: Vec<bool> =
+                    train.iter().map(|&i| targets[i].contains(&label)).collect();
                 let y_held: Vec<bool> = held.iter().map(|&i| targets[i].contains(&label)).collect();
                 let (w, b) = fit_binary(&x_train, &y_train, config, label as u64);
                 let probs: Vec<f32> = x_held.iter().map(|x| sigmoid(dot(&w, x) + b)).collect();
@@ -184,16 +211,48 @@ impl LinearClassifier {
             || self.thresholds.len() != k
             || self.weights.iter().any(|w| w.len() != self.dim)
         {
-            bail!("inconsistent classifier: {k} labels, dim {}, but the arrays disagree", self.dim);
+            bail!(
+                "inconsistent classifier: {k} labels, dim {}, but the arrays disagree",
+                self.dim
+            );
         }
         Ok(())
     }
 
     /// Per label, the probability for one feature row (of length `dim`).
     pub fn probabilities(&self, features: &[f32]) -> Vec<f32> {
-        let x: Vec<f32> =
-            features.iter().zip(&self.mean).zip(&self.scale).map(|((x, m), s)| (x - m) * s).collect();
-        self.weights.iter().zip(&self.bias).map(|(w, b)| sigmoid(dot(w, &x) + b)).collect()
+        let x: Vec<f32> = features
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.scale)
+            .map(|((x, m), s)| (x - m) * s)
+            .collect();
+        self.weights
+            .iter()
+            .zip(&self.bias)
+            .map(|(w, b)| sigmoid(dot(w, &x) + b))
+            .collect()
+    }
+
+    /// Like [`LinearClassifier::predict`], but when no label reaches its threshold, the one
+    /// closest to it (highest probability ÷ threshold): for label sets where every text has at
+    /// least one label (GoEmotions has `neutral`), never for taxonomies where "none" is an answer.
+    pub fn predict_at_least_one(&self, features: &[f32]) -> Vec<(usize, f32)> {
+        let probs = self.probabilities(features);
+        let found: Vec<(usize, f32)> = probs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| self.thresholds.get(*i).is_some_and(|t| *p >= t))
+            .map(|(i, p)| (i, *p))
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        let ratio = |i: usize| probs[i] / self.thresholds.get(i).copied().unwrap_or(0.5).max(1e-6);
+        (0..probs.len())
+            .max_by(|&a, &b| ratio(a).total_cmp(&ratio(b)))
+            .map(|i| vec![(i, probs[i])])
+            .unwrap_or_default()
     }
 
     /// The labels whose probability reaches their threshold, as `(index, probability)`.
@@ -215,7 +274,11 @@ fn fit_binary(x: &[Vec<f32>], y: &[bool], config: &TrainConfig, salt: u64) -> (V
     let dim = x.first().map_or(0, Vec::len);
     let pos = y.iter().filter(|&&v| v).count();
     let neg = y.len() - pos;
-    let pos_weight = if config.balance && pos > 0 { ((neg as f32) / (pos as f32)).sqrt().max(1.0) } else { 1.0 };
+    let pos_weight = if config.balance && pos > 0 {
+        ((neg as f32) / (pos as f32)).sqrt().max(1.0)
+    } else {
+        1.0
+    };
     let mut w = vec![0f32; dim];
     let prior = ((pos as f32 + 0.5) / (y.len() as f32 + 1.0)).clamp(1e-4, 1.0 - 1e-4);
     let mut b = (prior / (1.0 - prior)).ln();
@@ -294,7 +357,11 @@ pub fn best_threshold(probs: &[f32], truth: &[bool]) -> (f32, Option<f32>) {
 }
 
 /// Per-label F1 and their mean, for predictions and truths given as label-index sets.
-pub fn f1_scores(n_labels: usize, predicted: &[Vec<usize>], truth: &[Vec<usize>]) -> (Vec<f64>, f64) {
+pub fn f1_scores(
+    n_labels: usize,
+    predicted: &[Vec<usize>],
+    truth: &[Vec<usize>],
+) -> (Vec<f64>, f64) {
     let mut tp = vec![0u64; n_labels];
     let mut fp = vec![0u64; n_labels];
     let mut fn_ = vec![0u64; n_labels];
@@ -311,9 +378,17 @@ pub fn f1_scores(n_labels: usize, predicted: &[Vec<usize>], truth: &[Vec<usize>]
     let f1: Vec<f64> = (0..n_labels)
         .map(|l| {
             let denom = 2 * tp[l] + fp[l] + fn_[l];
-            if denom == 0 { 0.0 } else { 2.0 * tp[l] as f64 / denom as f64 }
+            if denom == 0 {
+                0.0
+            } else {
+                2.0 * tp[l] as f64 / denom as f64
+            }
         })
         .collect();
-    let macro_f1 = if n_labels == 0 { 0.0 } else { f1.iter().sum::<f64>() / n_labels as f64 };
+    let macro_f1 = if n_labels == 0 {
+        0.0
+    } else {
+        f1.iter().sum::<f64>() / n_labels as f64
+    };
     (f1, macro_f1)
 }

@@ -20,14 +20,23 @@ pub fn request(taxonomy: &Taxonomy, text: &str) -> CompletionRequest {
          that fits best, or `none` if no value fits.\n\n",
     );
     for dim in &taxonomy.dimensions {
-        system.push_str(&format!("Dimension `{}`: {}\n", dim.id, dim.description.trim()));
+        system.push_str(&format!(
+            "Dimension `{}`: {}\n",
+            dim.id,
+            dim.description.trim()
+        ));
         for v in &dim.values {
-            let desc: String = v.description.split_whitespace().collect::<Vec<_>>().join(" ");
+            let desc: String = v
+                .description
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             let short: String = desc.chars().take(160).collect();
             system.push_str(&format!("  - {}: {}\n", v.id, short));
         }
     }
-    system.push_str("\nAnswer with exactly one line per dimension, in this form and nothing else:\n");
+    system
+        .push_str("\nAnswer with exactly one line per dimension, in this form and nothing else:\n");
     for dim in &taxonomy.dimensions {
         system.push_str(&format!("{}: <value id or none>\n", dim.id));
     }
@@ -42,14 +51,25 @@ pub fn request(taxonomy: &Taxonomy, text: &str) -> CompletionRequest {
 
 /// Parses an answer: per dimension id, `Some(value id)` or `None` for `none`. `Err` says why the
 /// answer was rejected.
-pub fn parse(taxonomy: &Taxonomy, answer: &str) -> Result<BTreeMap<String, Option<String>>, String> {
+pub fn parse(
+    taxonomy: &Taxonomy,
+    answer: &str,
+) -> Result<BTreeMap<String, Option<String>>, String> {
     let mut out = BTreeMap::new();
     for line in answer.lines() {
         let line = line.trim().trim_start_matches(['-', '*', ' ']).trim();
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let key = key.trim().trim_matches('`').to_ascii_lowercase();
-        let value = value.trim().trim_matches(['`', '.', '"', '\'']).trim().to_ascii_lowercase();
-        let Some(dim) = taxonomy.dimensions.iter().find(|d| d.id == key) else { continue };
+        let value = value
+            .trim()
+            .trim_matches(['`', '.', '"', '\''])
+            .trim()
+            .to_ascii_lowercase();
+        let Some(dim) = taxonomy.dimensions.iter().find(|d| d.id == key) else {
+            continue;
+        };
         if out.contains_key(&dim.id) {
             continue;
         }
@@ -61,7 +81,11 @@ pub fn parse(taxonomy: &Taxonomy, answer: &str) -> Result<BTreeMap<String, Optio
             return Err(format!("`{value}` is not a value of `{}`", dim.id));
         }
     }
-    if let Some(missing) = taxonomy.dimensions.iter().find(|d| !out.contains_key(&d.id)) {
+    if let Some(missing) = taxonomy
+        .dimensions
+        .iter()
+        .find(|d| !out.contains_key(&d.id))
+    {
         return Err(format!("no line for dimension `{}`", missing.id));
     }
     Ok(out)

@@ -76,8 +76,11 @@ pub fn taxonomy_prototypes(
         .dimensions
         .iter()
         .map(|dim| {
-            let labels: Vec<(String, Vec<String>)> =
-                dim.values.iter().map(|v| (v.id.clone(), value_texts(v))).collect();
+            let labels: Vec<(String, Vec<String>)> = dim
+                .values
+                .iter()
+                .map(|v| (v.id.clone(), value_texts(v)))
+                .collect();
             Prototypes::build(embedder, &labels, config.clone())
                 .with_context(|| format!("building prototypes for dimension `{}`", dim.id))
         })
@@ -127,17 +130,33 @@ impl LabelModel {
 
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<LabelModel> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("could not read the model file {}", path.display()))?;
-        let model: LabelModel = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a label model (written by `aligndata label train`)", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("could not read the model file {}", path.display()))?;
+        let model: LabelModel = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a label model (written by `aligndata label train`)",
+                path.display()
+            )
+        })?;
         if model.format != MODEL_FORMAT {
-            bail!("{} has model format {}, this build reads {MODEL_FORMAT}", path.display(), model.format);
+            bail!(
+                "{} has model format {}, this build reads {MODEL_FORMAT}",
+                path.display(),
+                model.format
+            );
         }
         for d in &model.dimensions {
-            d.classifier.validate().with_context(|| format!("{}: dimension `{}`", path.display(), d.id))?;
+            d.classifier
+                .validate()
+                .with_context(|| format!("{}: dimension `{}`", path.display(), d.id))?;
             if d.classifier.dim != model.dim {
-                bail!("{}: dimension `{}` has features of length {}, the model says {}", path.display(), d.id, d.classifier.dim, model.dim);
+                bail!(
+                    "{}: dimension `{}` has features of length {}, the model says {}",
+                    path.display(),
+                    d.id,
+                    d.classifier.dim,
+                    model.dim
+                );
             }
         }
         Ok(model)
@@ -147,11 +166,17 @@ impl LabelModel {
     pub fn check_taxonomy(&self, taxonomy: &Taxonomy) -> Result<()> {
         for d in &self.dimensions {
             let Some(dim) = taxonomy.dimension(&d.id) else {
-                bail!("the model labels dimension `{}`, which the taxonomy does not have\nhint: retrain with `aligndata label train` on this taxonomy", d.id);
+                bail!(
+                    "the model labels dimension `{}`, which the taxonomy does not have\nhint: retrain with `aligndata label train` on this taxonomy",
+                    d.id
+                );
             };
             for l in &d.classifier.labels {
                 if !dim.values.iter().any(|v| &v.id == l) {
-                    bail!("the model labels `{}={l}`, which the taxonomy does not have\nhint: retrain with `aligndata label train` on this taxonomy", d.id);
+                    bail!(
+                        "the model labels `{}={l}`, which the taxonomy does not have\nhint: retrain with `aligndata label train` on this taxonomy",
+                        d.id
+                    );
                 }
             }
         }
@@ -250,14 +275,19 @@ impl Labeller<'_> {
                 let mut failures = 0;
                 let labels = answers
                     .into_iter()
-                    .map(|answer| match answer.map_err(|e| e.to_string()).and_then(|c| llm::parse(taxonomy, &c.text)) {
-                        Ok(found) => found
-                            .into_iter()
-                            .filter_map(|(d, v)| v.map(|v| mk(&d, &v, 1.0)))
-                            .collect(),
-                        Err(_) => {
-                            failures += 1;
-                            Vec::new()
+                    .map(|answer| {
+                        match answer
+                            .map_err(|e| e.to_string())
+                            .and_then(|c| llm::parse(taxonomy, &c.text))
+                        {
+                            Ok(found) => found
+                                .into_iter()
+                                .filter_map(|(d, v)| v.map(|v| mk(&d, &v, 1.0)))
+                                .collect(),
+                            Err(_) => {
+                                failures += 1;
+                                Vec::new()
+                            }
                         }
                     })
                     .collect();
@@ -320,7 +350,8 @@ pub fn label(
     config: &LabelConfig,
     progress: &dyn Fn(u64),
 ) -> Result<LabelSummary> {
-    let dataset = Dataset::open(input).with_context(|| format!("could not open dataset {}", input.display()))?;
+    let dataset = Dataset::open(input)
+        .with_context(|| format!("could not open dataset {}", input.display()))?;
     let method = labeller.method();
     let mut summary = LabelSummary {
         method: method.to_string(),
@@ -330,7 +361,9 @@ pub fn label(
     };
     if let Labeller::Prototype(protos) = labeller {
         for (dim, p) in taxonomy.dimensions.iter().zip(protos) {
-            summary.thresholds.insert(dim.id.clone(), (p.threshold * 1e4).round() / 1e4);
+            summary
+                .thresholds
+                .insert(dim.id.clone(), (p.threshold * 1e4).round() / 1e4);
         }
     }
     let dims: Vec<&str> = match labeller {
@@ -338,13 +371,24 @@ pub fn label(
         _ => taxonomy.dimensions.iter().map(|d| d.id.as_str()).collect(),
     };
     for d in &dims {
-        summary.dimensions.insert(d.to_string(), DimensionSummary::default());
+        summary
+            .dimensions
+            .insert(d.to_string(), DimensionSummary::default());
     }
-    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
-        .with_context(|| format!("could not create dataset {}", out.display()))?;
+    let mut writer = DatasetWriter::create(
+        out,
+        WriterOptions {
+            format: config.format,
+            ..WriterOptions::default()
+        },
+    )
+    .with_context(|| format!("could not create dataset {}", out.display()))?;
     let (mut agree, mut pairs) = (0u64, 0u64);
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-    let mut flush = |batch: &mut Vec<Record>, summary: &mut LabelSummary, writer: &mut DatasetWriter| -> Result<()> {
+    let mut flush = |batch: &mut Vec<Record>,
+                     summary: &mut LabelSummary,
+                     writer: &mut DatasetWriter|
+     -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -365,7 +409,11 @@ pub fn label(
                 }
                 if let Some(want) = record.intended.get(*d) {
                     pairs += 1;
-                    if new.iter().find(|l| l.dimension == *d).is_some_and(|l| &l.value == want) {
+                    if new
+                        .iter()
+                        .find(|l| l.dimension == *d)
+                        .is_some_and(|l| &l.value == want)
+                    {
                         agree += 1;
                     }
                 }
@@ -389,7 +437,11 @@ pub fn label(
     }
     flush(&mut batch, &mut summary, &mut writer)?;
     for ds in summary.dimensions.values_mut() {
-        ds.none_share = if summary.records == 0 { 0.0 } else { ds.none as f64 / summary.records as f64 };
+        ds.none_share = if summary.records == 0 {
+            0.0
+        } else {
+            ds.none as f64 / summary.records as f64
+        };
     }
     summary.intended_agreement = (pairs > 0).then(|| agree as f64 / pairs as f64);
     writer.finish(ManifestFields {
@@ -421,12 +473,17 @@ pub enum LabelSource {
 
 /// Training examples from a dataset directory. Records without labels from `source` are skipped.
 pub fn examples_from_dataset(path: &Path, source: &LabelSource) -> Result<Vec<Example>> {
-    let dataset = Dataset::open(path).with_context(|| format!("could not open dataset {}", path.display()))?;
+    let dataset = Dataset::open(path)
+        .with_context(|| format!("could not open dataset {}", path.display()))?;
     let mut out = Vec::new();
     for record in dataset.records() {
         let record = record.with_context(|| format!("reading {}", path.display()))?;
         let labels: Vec<(String, String)> = match source {
-            LabelSource::Intended => record.intended.iter().map(|(d, v)| (d.clone(), v.clone())).collect(),
+            LabelSource::Intended => record
+                .intended
+                .iter()
+                .map(|(d, v)| (d.clone(), v.clone()))
+                .collect(),
             LabelSource::Labels(method) => record
                 .labels
                 .iter()
@@ -435,7 +492,10 @@ pub fn examples_from_dataset(path: &Path, source: &LabelSource) -> Result<Vec<Ex
                 .collect(),
         };
         if !labels.is_empty() {
-            out.push(Example { text: record.text, labels });
+            out.push(Example {
+                text: record.text,
+                labels,
+            });
         }
     }
     Ok(out)
@@ -453,7 +513,8 @@ pub fn examples_from_jsonl(
     label_field: &str,
     mapping: Option<&BTreeMap<String, Vec<String>>>,
 ) -> Result<(Vec<Example>, BTreeMap<String, u64>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
     let mut out = Vec::new();
     let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -463,11 +524,16 @@ pub fn examples_from_jsonl(
         }
         let value: serde_json::Value = serde_json::from_str(&line)
             .with_context(|| format!("{}:{}: not a JSON object", path.display(), n + 1))?;
-        let Some(text) = field(&value, text_field).and_then(|v| v.as_str()) else { continue };
+        let Some(text) = field(&value, text_field).and_then(|v| v.as_str()) else {
+            continue;
+        };
         let raw: Vec<String> = match field(&value, label_field) {
             Some(serde_json::Value::Array(items)) => items.iter().map(json_label).collect(),
             Some(serde_json::Value::Null) | None => Vec::new(),
-            Some(other) => json_label(other).split(',').map(|s| s.trim().to_string()).collect(),
+            Some(other) => json_label(other)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect(),
         };
         let mut labels = Vec::new();
         for r in raw.iter().filter(|r| !r.is_empty()) {
@@ -487,7 +553,10 @@ pub fn examples_from_jsonl(
             }
         }
         if !labels.is_empty() {
-            out.push(Example { text: text.to_string(), labels });
+            out.push(Example {
+                text: text.to_string(),
+                labels,
+            });
         }
     }
     Ok((out, unknown))
@@ -509,9 +578,16 @@ pub fn resolve(taxonomy: &Taxonomy, label: &str) -> Option<(String, String)> {
     let label = label.trim();
     if let Some((d, v)) = label.split_once(['=', ':']) {
         let dim = taxonomy.dimension(d.trim())?;
-        return dim.values.iter().any(|x| x.id == v.trim()).then(|| (dim.id.clone(), v.trim().to_string()));
+        return dim
+            .values
+            .iter()
+            .any(|x| x.id == v.trim())
+            .then(|| (dim.id.clone(), v.trim().to_string()));
     }
-    let mut hits = taxonomy.dimensions.iter().filter(|d| d.values.iter().any(|v| v.id == label));
+    let mut hits = taxonomy
+        .dimensions
+        .iter()
+        .filter(|d| d.values.iter().any(|v| v.id == label));
     let dim = hits.next()?;
     if hits.next().is_some() {
         return None;
@@ -560,7 +636,10 @@ pub fn train_model(
         features.extend(embedder.embed(&texts)?);
         progress(features.len() as u64);
     }
-    let mut summary = TrainSummary { examples: examples.len(), ..TrainSummary::default() };
+    let mut summary = TrainSummary {
+        examples: examples.len(),
+        ..TrainSummary::default()
+    };
     let mut dimensions = Vec::new();
     for dim in &taxonomy.dimensions {
         let labels: Vec<String> = dim.values.iter().map(|v| v.id.clone()).collect();
@@ -578,7 +657,10 @@ pub fn train_model(
         let mut counts = vec![0usize; labels.len()];
         targets.iter().flatten().for_each(|&t| counts[t] += 1);
         if counts.iter().filter(|&&c| c > 0).count() < 2 {
-            summary.skipped.insert(dim.id.clone(), format!("{labelled} labelled examples cover fewer than two values"));
+            summary.skipped.insert(
+                dim.id.clone(),
+                format!("{labelled} labelled examples cover fewer than two values"),
+            );
             continue;
         }
         let classifier = LinearClassifier::train(labels.clone(), &features, &targets, config)
@@ -586,13 +668,25 @@ pub fn train_model(
         let values = labels
             .iter()
             .enumerate()
-            .map(|(i, l)| (l.clone(), (counts[i], classifier.heldout_f1.get(i).copied().flatten())))
+            .map(|(i, l)| {
+                (
+                    l.clone(),
+                    (counts[i], classifier.heldout_f1.get(i).copied().flatten()),
+                )
+            })
             .collect();
-        summary.dimensions.insert(dim.id.clone(), TrainDimension { labelled, values });
-        dimensions.push(DimensionModel { id: dim.id.clone(), classifier });
+        summary
+            .dimensions
+            .insert(dim.id.clone(), TrainDimension { labelled, values });
+        dimensions.push(DimensionModel {
+            id: dim.id.clone(),
+            classifier,
+        });
     }
     if dimensions.is_empty() {
-        bail!("no dimension had labels for at least two of its values\nhint: check the label field and the label mapping");
+        bail!(
+            "no dimension had labels for at least two of its values\nhint: check the label field and the label mapping"
+        );
     }
     let model = LabelModel {
         format: MODEL_FORMAT,

@@ -55,7 +55,12 @@ pub struct PrototypeConfig {
 
 impl Default for PrototypeConfig {
     fn default() -> Self {
-        PrototypeConfig { mode: PrototypeMode::Mean, temperature: 0.05, min_similarity: None, margin: 0.0 }
+        PrototypeConfig {
+            mode: PrototypeMode::Mean,
+            temperature: 0.05,
+            min_similarity: None,
+            margin: 0.0,
+        }
     }
 }
 
@@ -76,14 +81,22 @@ pub struct Prototypes {
 
 impl Prototypes {
     /// Embeds each label's texts (empty texts skipped) and calibrates the cut-off.
-    pub fn build(embedder: &dyn Embedder, labels: &[(String, Vec<String>)], config: PrototypeConfig) -> Result<Self> {
+    pub fn build(
+        embedder: &dyn Embedder,
+        labels: &[(String, Vec<String>)],
+        config: PrototypeConfig,
+    ) -> Result<Self> {
         if labels.is_empty() {
             bail!("no labels to build prototypes for");
         }
         let mut flat: Vec<&str> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();
         for (i, (name, texts)) in labels.iter().enumerate() {
-            let usable: Vec<&str> = texts.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect();
+            let usable: Vec<&str> = texts
+                .iter()
+                .map(|t| t.trim())
+                .filter(|t| !t.is_empty())
+                .collect();
             if usable.is_empty() {
                 // Fall back to the label's name.
                 flat.push(name.as_str());
@@ -122,8 +135,12 @@ impl Prototypes {
                 if vs.len() > 1 {
                     let own = match self.config.mode {
                         PrototypeMode::Mean => {
-                            let others: Vec<Vec<f32>> =
-                                vs.iter().enumerate().filter(|(j, _)| *j != k).map(|(_, x)| x.clone()).collect();
+                            let others: Vec<Vec<f32>> = vs
+                                .iter()
+                                .enumerate()
+                                .filter(|(j, _)| *j != k)
+                                .map(|(_, x)| x.clone())
+                                .collect();
                             dot(v, &mean_unit(&others))
                         }
                         PrototypeMode::Max => vs
@@ -153,13 +170,18 @@ impl Prototypes {
     fn score_one(&self, x: &[f32], label: usize) -> f32 {
         match self.config.mode {
             PrototypeMode::Mean => dot(x, &self.means[label]),
-            PrototypeMode::Max => self.texts[label].iter().map(|t| dot(x, t)).fold(f32::MIN, f32::max),
+            PrototypeMode::Max => self.texts[label]
+                .iter()
+                .map(|t| dot(x, t))
+                .fold(f32::MIN, f32::max),
         }
     }
 
     /// Cosine score per label for one unit vector.
     pub fn scores(&self, x: &[f32]) -> Vec<f32> {
-        (0..self.labels.len()).map(|l| self.score_one(x, l)).collect()
+        (0..self.labels.len())
+            .map(|l| self.score_one(x, l))
+            .collect()
     }
 
     /// The labels given to one unit vector as `(index, confidence)`, best first; empty = none.
@@ -212,5 +234,7 @@ pub fn softmax(scores: &[f32], temperature: f32) -> Vec<f32> {
     let max = scores.iter().copied().fold(f32::MIN, f32::max);
     let exps: Vec<f32> = scores.iter().map(|s| ((s - max) / t).exp()).collect();
     let sum: f32 = exps.iter().sum();
-    exps.iter().map(|e| e / sum.max(f32::MIN_POSITIVE)).collect()
+    exps.iter()
+        .map(|e| e / sum.max(f32::MIN_POSITIVE))
+        .collect()
 }

@@ -7,20 +7,53 @@ use aligndata_models::embed::{EmbedderKind, HashedEmbedder, load_embedder};
 use super::*;
 
 fn taxonomy() -> Taxonomy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/self-doubt/taxonomy.yaml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/self-doubt/taxonomy.yaml");
     Taxonomy::load(&path).unwrap()
 }
 
 /// Clear messages, each with the value it must get.
 const CLEAR: &[(&str, &str, &str)] = &[
-    ("situation", "job-interview", "I have a job interview tomorrow and my resume has a gap, the recruiter will ask about it"),
-    ("situation", "exams-and-study", "My exam is on Monday and I haven't started revision, my grades this semester are awful"),
-    ("situation", "giving-a-presentation", "I have to give a presentation to the whole audience with my slides and I freeze on stage"),
-    ("situation", "relationship-struggles", "My boyfriend and I keep fighting and I think our relationship is ending"),
-    ("emotion", "anxious", "I'm so anxious and nervous, my heart is racing and I can't sleep from worry"),
-    ("emotion", "lonely", "I feel so lonely, I'm alone every night with nobody to talk to"),
-    ("emotion", "angry", "I'm furious, I'm so angry at how unfair this is, I'm livid"),
-    ("theme", "impostor-feelings", "I feel like a fraud at work, a fake who got lucky, and soon they'll find out I don't belong"),
+    (
+        "situation",
+        "job-interview",
+        "I have a job interview tomorrow and my resume has a gap, the recruiter will ask about it",
+    ),
+    (
+        "situation",
+        "exams-and-study",
+        "My exam is on Monday and I haven't started revision, my grades this semester are awful",
+    ),
+    (
+        "situation",
+        "giving-a-presentation",
+        "I have to give a presentation to the whole audience with my slides and I freeze on stage",
+    ),
+    (
+        "situation",
+        "relationship-struggles",
+        "My boyfriend and I keep fighting and I think our relationship is ending",
+    ),
+    (
+        "emotion",
+        "anxious",
+        "I'm so anxious and nervous, my heart is racing and I can't sleep from worry",
+    ),
+    (
+        "emotion",
+        "lonely",
+        "I feel so lonely, I'm alone every night with nobody to talk to",
+    ),
+    (
+        "emotion",
+        "angry",
+        "I'm furious, I'm so angry at how unfair this is, I'm livid",
+    ),
+    (
+        "theme",
+        "impostor-feelings",
+        "I feel like a fraud at work, a fake who got lucky, and soon they'll find out I don't belong",
+    ),
 ];
 
 fn accuracy(kind: EmbedderKind) -> Option<(usize, usize)> {
@@ -35,7 +68,9 @@ fn accuracy(kind: EmbedderKind) -> Option<(usize, usize)> {
     let protos = taxonomy_prototypes(&tax, embedder.as_ref(), &PrototypeConfig::default()).unwrap();
     let labeller = Labeller::Prototype(protos);
     let texts: Vec<&str> = CLEAR.iter().map(|c| c.2).collect();
-    let (labels, _) = labeller.label_texts(&tax, Some(embedder.as_ref()), &texts).unwrap();
+    let (labels, _) = labeller
+        .label_texts(&tax, Some(embedder.as_ref()), &texts)
+        .unwrap();
     let mut right = 0;
     for ((dim, value, text), got) in CLEAR.iter().zip(&labels) {
         let best = got.iter().find(|l| l.dimension == *dim);
@@ -44,7 +79,10 @@ fn accuracy(kind: EmbedderKind) -> Option<(usize, usize)> {
         } else {
             eprintln!("{kind}: {text:?} → {best:?}, wanted {dim}={value}");
         }
-        assert!(got.iter().all(|l| l.method == METHOD_PROTOTYPE && (0.0..=1.0).contains(&l.confidence)));
+        assert!(
+            got.iter()
+                .all(|l| l.method == METHOD_PROTOTYPE && (0.0..=1.0).contains(&l.confidence))
+        );
     }
     Some((right, CLEAR.len()))
 }
@@ -66,14 +104,40 @@ fn prototype_puts_clear_examples_in_the_right_value_static() {
 fn prototype_says_none_for_unrelated_text_and_modes_parse() {
     let embedder = HashedEmbedder::default();
     let labels = vec![
-        ("cats".to_string(), vec!["cat kitten meow purr".to_string(), "my cat purrs and meows".to_string()]),
-        ("cars".to_string(), vec!["car engine wheels drive".to_string(), "my car engine will not start".to_string()]),
+        (
+            "cats".to_string(),
+            vec![
+                "cat kitten meow purr".to_string(),
+                "my cat purrs and meows".to_string(),
+            ],
+        ),
+        (
+            "cars".to_string(),
+            vec![
+                "car engine wheels drive".to_string(),
+                "my car engine will not start".to_string(),
+            ],
+        ),
     ];
     for mode in [PrototypeMode::Mean, PrototypeMode::Max] {
-        let p = Prototypes::build(&embedder, &labels, PrototypeConfig { mode, ..PrototypeConfig::default() }).unwrap();
-        let v = &embedder.embed(&["the kitten meows and purrs", "zzqx vvbnm plokij"]).unwrap();
+        let p = Prototypes::build(
+            &embedder,
+            &labels,
+            PrototypeConfig {
+                mode,
+                ..PrototypeConfig::default()
+            },
+        )
+        .unwrap();
+        let v = &embedder
+            .embed(&["the kitten meows and purrs", "zzqx vvbnm plokij"])
+            .unwrap();
         assert_eq!(p.predict(&v[0]).first().map(|x| x.0), Some(0), "{mode:?}");
-        assert!(p.predict(&v[1]).is_empty(), "{mode:?}: gibberish gets none (threshold {})", p.threshold);
+        assert!(
+            p.predict(&v[1]).is_empty(),
+            "{mode:?}: gibberish gets none (threshold {})",
+            p.threshold
+        );
     }
     assert_eq!("max".parse::<PrototypeMode>().unwrap(), PrototypeMode::Max);
     assert!("median".parse::<PrototypeMode>().is_err());
@@ -86,7 +150,9 @@ fn toy(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<usize>>) {
     let mut xs = Vec::new();
     let mut ys = Vec::new();
     for _ in 0..n {
-        let x: Vec<f32> = (0..8).map(|_| (rng.next_u64() % 2000) as f32 / 1000.0 - 1.0).collect();
+        let x: Vec<f32> = (0..8)
+            .map(|_| (rng.next_u64() % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
         let mut y = Vec::new();
         if x[0] > 0.3 {
             y.push(0);
@@ -107,10 +173,22 @@ fn toy(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<usize>>) {
 fn trained_classifier_learns_a_separable_toy_problem() {
     let (xs, ys) = toy(3000, 1);
     let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-    let model = LinearClassifier::train(labels, &xs, &ys, &TrainConfig { epochs: 30, ..TrainConfig::default() }).unwrap();
+    let model = LinearClassifier::train(
+        labels,
+        &xs,
+        &ys,
+        &TrainConfig {
+            epochs: 30,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
     model.validate().unwrap();
     let (tx, ty) = toy(1000, 2);
-    let predicted: Vec<Vec<usize>> = tx.iter().map(|x| model.predict(x).into_iter().map(|p| p.0).collect()).collect();
+    let predicted: Vec<Vec<usize>> = tx
+        .iter()
+        .map(|x| model.predict(x).into_iter().map(|p| p.0).collect())
+        .collect();
     let (per, macro_f1) = f1_scores(3, &predicted, &ty);
     assert!(macro_f1 > 0.93, "macro-F1 {macro_f1}, per label {per:?}");
     assert!(model.heldout_f1.iter().all(|f| f.is_some()));
@@ -119,9 +197,27 @@ fn trained_classifier_learns_a_separable_toy_problem() {
 #[test]
 fn train_rejects_bad_shapes() {
     let labels = vec!["a".to_string()];
-    assert!(LinearClassifier::train(labels.clone(), &[vec![1.0], vec![2.0, 3.0]], &[vec![], vec![0]], &TrainConfig::default()).is_err());
-    assert!(LinearClassifier::train(labels.clone(), &[vec![1.0], vec![2.0]], &[vec![], vec![4]], &TrainConfig::default()).is_err());
-    assert!(LinearClassifier::train(labels, &[vec![1.0]], &[vec![0]], &TrainConfig::default()).is_err());
+    assert!(
+        LinearClassifier::train(
+            labels.clone(),
+            &[vec![1.0], vec![2.0, 3.0]],
+            &[vec![], vec![0]],
+            &TrainConfig::default()
+        )
+        .is_err()
+    );
+    assert!(
+        LinearClassifier::train(
+            labels.clone(),
+            &[vec![1.0], vec![2.0]],
+            &[vec![], vec![4]],
+            &TrainConfig::default()
+        )
+        .is_err()
+    );
+    assert!(
+        LinearClassifier::train(labels, &[vec![1.0]], &[vec![0]], &TrainConfig::default()).is_err()
+    );
 }
 
 #[test]
@@ -140,7 +236,10 @@ fn synthetic_examples(tax: &Taxonomy) -> Vec<Example> {
     for dim in &tax.dimensions {
         for v in &dim.values {
             for e in v.examples.iter().chain(std::iter::once(&v.description)) {
-                out.push(Example { text: e.clone(), labels: vec![(dim.id.clone(), v.id.clone())] });
+                out.push(Example {
+                    text: e.clone(),
+                    labels: vec![(dim.id.clone(), v.id.clone())],
+                });
             }
         }
     }
@@ -152,8 +251,21 @@ fn model_save_load_round_trip_and_checks() {
     let tax = taxonomy();
     let embedder = HashedEmbedder::new(256);
     let examples = synthetic_examples(&tax);
-    let config = TrainConfig { epochs: 5, holdout: 0.2, ..TrainConfig::default() };
-    let (model, summary) = train_model(&tax, &embedder, "hashed", &examples, "test", &config, &|_| {}).unwrap();
+    let config = TrainConfig {
+        epochs: 5,
+        holdout: 0.2,
+        ..TrainConfig::default()
+    };
+    let (model, summary) = train_model(
+        &tax,
+        &embedder,
+        "hashed",
+        &examples,
+        "test",
+        &config,
+        &|_| {},
+    )
+    .unwrap();
     assert_eq!(summary.examples, examples.len());
     assert!(summary.dimensions.contains_key("theme"));
     let dir = tempfile::tempdir().unwrap();
@@ -186,10 +298,20 @@ fn label_stage_writes_labels_and_summary() {
     for (dim, value, text) in CLEAR {
         let mut r = Record::new(SourceKind::Synthetic, text.to_string());
         r.intended.insert(dim.to_string(), value.to_string());
-        r.labels.push(Label { dimension: "theme".into(), value: "old".into(), confidence: 1.0, method: METHOD_PROTOTYPE.into() });
+        r.labels.push(Label {
+            dimension: "theme".into(),
+            value: "old".into(),
+            confidence: 1.0,
+            method: METHOD_PROTOTYPE.into(),
+        });
         writer.push(&r).unwrap();
     }
-    writer.finish(ManifestFields { stage: "test".into(), ..ManifestFields::default() }).unwrap();
+    writer
+        .finish(ManifestFields {
+            stage: "test".into(),
+            ..ManifestFields::default()
+        })
+        .unwrap();
 
     let embedder = HashedEmbedder::default();
     let protos = taxonomy_prototypes(&tax, &embedder, &PrototypeConfig::default()).unwrap();
@@ -200,7 +322,9 @@ fn label_stage_writes_labels_and_summary() {
         &tax,
         &Labeller::Prototype(protos),
         Some(&embedder),
-        &LabelConfig { format: Format::Jsonl },
+        &LabelConfig {
+            format: Format::Jsonl,
+        },
         &|_| {},
     )
     .unwrap();
@@ -210,22 +334,44 @@ fn label_stage_writes_labels_and_summary() {
         assert_eq!(d.values.values().sum::<u64>() + d.none, CLEAR.len() as u64);
     }
     assert!(summary.intended_agreement.unwrap() > 0.5, "{summary:?}");
-    let records: Vec<Record> = Dataset::open(&out).unwrap().records().map(|r| r.unwrap()).collect();
+    let records: Vec<Record> = Dataset::open(&out)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(records.len(), CLEAR.len());
-    assert!(records.iter().all(|r| r.labels.iter().all(|l| l.value != "old")), "old labels of the method are replaced");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.labels.iter().all(|l| l.value != "old")),
+        "old labels of the method are replaced"
+    );
 }
 
 #[test]
 fn llm_answers_are_parsed_strictly() {
     let tax = taxonomy();
     let req = llm::request(&tax, "hello");
-    assert!(req.messages.iter().any(|m| m.content.contains("theme: <value id or none>")));
+    assert!(
+        req.messages
+            .iter()
+            .any(|m| m.content.contains("theme: <value id or none>"))
+    );
     let good = "theme: perfectionism\nsituation: none\nemotion: `anxious`\nrisk: none";
     let parsed = llm::parse(&tax, good).unwrap();
     assert_eq!(parsed["theme"].as_deref(), Some("perfectionism"));
     assert_eq!(parsed["situation"], None);
-    assert!(llm::parse(&tax, "theme: perfectionism").is_err(), "missing dimensions");
-    assert!(llm::parse(&tax, "theme: grumpy\nsituation: none\nemotion: sad\nrisk: none").is_err());
+    assert!(
+        llm::parse(&tax, "theme: perfectionism").is_err(),
+        "missing dimensions"
+    );
+    assert!(
+        llm::parse(
+            &tax,
+            "theme: grumpy\nsituation: none\nemotion: sad\nrisk: none"
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -240,14 +386,23 @@ fn jsonl_labels_map_to_taxonomy_values() {
     .unwrap();
     let (ex, unknown) = examples_from_jsonl(&path, &tax, "text", "meta.y", None).unwrap();
     assert_eq!(ex.len(), 1);
-    assert_eq!(ex[0].labels, vec![("emotion".to_string(), "sad".to_string())]);
+    assert_eq!(
+        ex[0].labels,
+        vec![("emotion".to_string(), "sad".to_string())]
+    );
     assert_eq!(unknown.get("nervous"), Some(&1));
     let mut map = BTreeMap::new();
     map.insert("nervous".to_string(), vec!["emotion=anxious".to_string()]);
     map.insert("emotion=sad".to_string(), vec!["sad".to_string()]);
     let (ex, _) = examples_from_jsonl(&path, &tax, "text", "meta.y", Some(&map)).unwrap();
     assert_eq!(ex.len(), 2);
-    assert_eq!(ex[0].labels, vec![("emotion".to_string(), "anxious".to_string())]);
-    assert_eq!(resolve(&tax, "situation=job-interview"), Some(("situation".into(), "job-interview".into())));
+    assert_eq!(
+        ex[0].labels,
+        vec![("emotion".to_string(), "anxious".to_string())]
+    );
+    assert_eq!(
+        resolve(&tax, "situation=job-interview"),
+        Some(("situation".into(), "job-interview".into()))
+    );
     assert_eq!(resolve(&tax, "situation=nope"), None);
 }

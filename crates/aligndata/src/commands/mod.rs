@@ -8,12 +8,18 @@ use crate::ui::{Outcome, Ui};
 
 mod dataset;
 mod dedup;
+mod export;
 mod generate;
 mod ingest;
+mod judge;
 mod keys;
+mod label;
 mod models;
 mod plan;
+mod respond;
+mod report;
 mod run;
+mod select;
 mod serve;
 mod taxonomy;
 
@@ -27,13 +33,13 @@ pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
         Command::Run(args) => run::run(args, ui),
         Command::Plan(args) => plan::run(args, ui),
         Command::Generate(args) => generate::run(args, ui),
-        Command::Label(_) => not_built("label", 5),
+        Command::Label(args) => label::run(args, ui),
         Command::Dedup(args) => dedup::run(args, ui),
-        Command::Select(_) => not_built("select", 5),
-        Command::Respond(_) => not_built("respond", 6),
-        Command::Judge(_) => not_built("judge", 6),
-        Command::Export(_) => not_built("export", 6),
-        Command::Report(_) => not_built("report", 6),
+        Command::Select(args) => select::run(args, ui),
+        Command::Respond(args) => respond::run(args, ui),
+        Command::Judge(args) => judge::run(args, ui),
+        Command::Export(args) => export::run(args, ui),
+        Command::Report(args) => report::run(args, ui),
         Command::Serve(args) => serve::run(args, ui),
         Command::Keys(cmd) => keys::run(cmd, ui),
     }
