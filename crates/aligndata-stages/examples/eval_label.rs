@@ -16,6 +16,8 @@
 //!
 //! Embeddings are cached under `target/eval_label_cache/` so a rerun only trains.
 
+#![allow(clippy::print_stdout)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -157,6 +159,9 @@ fn description(label: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// Train and dev embeddings of one embedder.
+type TrainDev = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 struct Split {
     texts: Vec<String>,
     labels: Vec<Vec<usize>>,
@@ -200,8 +205,10 @@ fn embed_cached(
 ) -> Result<(Vec<Vec<f32>>, f64)> {
     let path = cache_dir().join(format!("{}-{name}-{}.f32", embedder.name(), texts.len()));
     let dim = embedder.dim();
-    if let Ok(bytes) = std::fs::read(&path) {
-        if bytes.len() == texts.len() * dim * 4 {
+    if let Ok(bytes) = std::fs::read(&path)
+        && bytes.len() == texts.len() * dim * 4
+    {
+        {
             let floats: Vec<f32> = bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -286,7 +293,7 @@ fn main() -> Result<()> {
             }
         }
     }
-    let mut embedded: BTreeMap<String, (Vec<Vec<f32>>, Vec<Vec<f32>>)> = BTreeMap::new();
+    let mut embedded: BTreeMap<String, TrainDev> = BTreeMap::new();
     let mut embedders: BTreeMap<String, Box<dyn Embedder>> = BTreeMap::new();
     let mut rows: Vec<Row> = Vec::new();
     let score = |predicted: &[Vec<usize>]| {
@@ -315,13 +322,20 @@ fn main() -> Result<()> {
                 (n.clone(), vec![n.clone(), kw.to_string(), desc.to_string()])
             })
             .collect();
-        for mode in [PrototypeMode::Mean, PrototypeMode::Max] {
+        // Calibrated cut-off ("none" → neutral), and none at all (always the best label).
+        for (mode, cutoff) in [
+            (PrototypeMode::Mean, None),
+            (PrototypeMode::Max, None),
+            (PrototypeMode::Mean, Some(f32::MIN)),
+            (PrototypeMode::Max, Some(f32::MIN)),
+        ] {
             let start = Instant::now();
             let protos = Prototypes::build(
                 embedder.as_ref(),
                 &labels,
                 PrototypeConfig {
                     mode,
+                    min_similarity: cutoff,
                     ..PrototypeConfig::default()
                 },
             )?;
@@ -339,13 +353,25 @@ fn main() -> Result<()> {
                 .collect();
             let (per, macro_f1, near_f1) = score(&predicted);
             rows.push(Row {
-                method: format!("prototype ({mode:?}, {kind})").to_lowercase(),
+                method: format!(
+                    "prototype ({mode:?}, {kind}{})",
+                    if cutoff.is_some() {
+                        ", best label always"
+                    } else {
+                        ""
+                    }
+                )
+                .to_lowercase(),
                 macro_f1,
                 near_f1,
                 per_label: per,
                 note: format!(
-                    "cut-off {:.3}, {:.2}s",
-                    protos.threshold,
+                    "cut-off {}, {:.2}s",
+                    if cutoff.is_some() {
+                        "none".to_string()
+                    } else {
+                        format!("{:.3}", protos.threshold)
+                    },
                     start.elapsed().as_secs_f64()
                 ),
             });
@@ -484,7 +510,7 @@ fn synthetic(
     names: &[String],
     dev: &Split,
     embedders: &BTreeMap<String, Box<dyn Embedder>>,
-    embedded: &BTreeMap<String, (Vec<Vec<f32>>, Vec<Vec<f32>>)>,
+    embedded: &BTreeMap<String, TrainDev>,
     rows: &[Row],
 ) -> Result<Vec<String>> {
     let dataset = aligndata_dataset::Dataset::open(dir)?;

@@ -626,11 +626,13 @@ pub struct RespondArgs {
     /// Records per model batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Also flag inputs close to crisis exemplars by embedding (hashed, static, minilm); adds to the rules.
-    #[arg(long, value_name = "KIND")]
-    pub safety_embedder: Option<String>,
-    /// Minimum cosine to a crisis exemplar for --safety-embedder.
-    #[arg(long, default_value_t = 0.75, value_name = "COS")]
+    /// Also flag inputs close to crisis exemplars by embedding (minilm, static, hashed, or none);
+    /// it only adds to the rules, which alone miss most unseen phrasings (see BENCHMARKS.md).
+    #[arg(long, value_name = "KIND", default_value = "minilm")]
+    pub safety_embedder: String,
+    /// Minimum cosine to a crisis exemplar for --safety-embedder (0.40: chosen on the labelled
+    /// set for MiniLM; other embedders need their own).
+    #[arg(long, default_value_t = 0.40, value_name = "COS")]
     pub safety_cosine: f32,
     /// Do not use the completion cache (reruns then call the model again).
     #[arg(long)]

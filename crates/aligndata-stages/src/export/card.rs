@@ -11,7 +11,11 @@ use super::{ExportConfig, ExportSummary, SPLIT_NAMES};
 pub const TOP_CELLS: usize = 25;
 
 fn pct(n: u64, total: u64) -> String {
-    if total == 0 { "0%".to_string() } else { format!("{:.1}%", 100.0 * n as f64 / total as f64) }
+    if total == 0 {
+        "0%".to_string()
+    } else {
+        format!("{:.1}%", 100.0 * n as f64 / total as f64)
+    }
 }
 
 fn yaml_str(s: &str) -> String {
@@ -30,7 +34,11 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
     for f in &summary.formats {
         let _ = writeln!(s, "- config_name: {}\n  data_files:", f.format);
         for split in SPLIT_NAMES {
-            let _ = writeln!(s, "  - split: {split}\n    path: {}/{split}.parquet", f.format);
+            let _ = writeln!(
+                s,
+                "  - split: {split}\n    path: {}/{split}.parquet",
+                f.format
+            );
         }
     }
     s.push_str("---\n\n");
@@ -48,7 +56,9 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
     );
 
     s.push_str("## Files\n\nEach format has `train`, `validation` and `test` splits as JSONL and Parquet.\n\n");
-    s.push_str("| format | for | fields | train | validation | test |\n|---|---|---|---:|---:|---:|\n");
+    s.push_str(
+        "| format | for | fields | train | validation | test |\n|---|---|---|---:|---:|---:|\n",
+    );
     for f in &summary.formats {
         let rows = |k: &str| f.rows.get(k).copied().unwrap_or(0);
         let _ = writeln!(
@@ -56,7 +66,11 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
             "| `{}/` | {} | {} | {} | {} | {} |",
             f.format,
             f.description,
-            f.fields.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", "),
+            f.fields
+                .iter()
+                .map(|x| format!("`{x}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             rows("train"),
             rows("validation"),
             rows("test")
@@ -67,7 +81,11 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
          figure on this card.\n\n",
     );
     if let Some(system) = &config.system_prompt {
-        let _ = writeln!(s, "Every conversation starts with this system message:\n\n> {}\n", system.replace('\n', "\n> "));
+        let _ = writeln!(
+            s,
+            "Every conversation starts with this system message:\n\n> {}\n",
+            system.replace('\n', "\n> ")
+        );
     }
 
     s.push_str("## Sources and mix\n\n| source | records | share |\n|---|---:|---:|\n");
@@ -83,18 +101,42 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
         s,
         "\n## Counts per cell\n\nA cell is the top label per dimension ({}), or the generator's intended value \
          where no label was found (`?` when neither). {} cells in all; the largest:\n",
-        if summary.dimensions.is_empty() { "none found".to_string() } else { summary.dimensions.join(" × ") },
+        if summary.dimensions.is_empty() {
+            "none found".to_string()
+        } else {
+            summary.dimensions.join(" × ")
+        },
         summary.cells.len()
     );
     s.push_str("| cell | train | validation | test | total |\n|---|---:|---:|---:|---:|\n");
     let mut cells: Vec<(&String, &[u64; 3])> = summary.cells.iter().collect();
-    cells.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum::<u64>()).then(a.0.cmp(b.0)));
+    cells.sort_by(|a, b| {
+        b.1.iter()
+            .sum::<u64>()
+            .cmp(&a.1.iter().sum::<u64>())
+            .then(a.0.cmp(b.0))
+    });
     for (cell, n) in cells.iter().take(TOP_CELLS) {
-        let _ = writeln!(s, "| {cell} | {} | {} | {} | {} |", n[0], n[1], n[2], n.iter().sum::<u64>());
+        let _ = writeln!(
+            s,
+            "| {cell} | {} | {} | {} | {} |",
+            n[0],
+            n[1],
+            n[2],
+            n.iter().sum::<u64>()
+        );
     }
     if cells.len() > TOP_CELLS {
-        let rest: u64 = cells.iter().skip(TOP_CELLS).map(|(_, n)| n.iter().sum::<u64>()).sum();
-        let _ = writeln!(s, "| … {} more cells | | | | {rest} |", cells.len() - TOP_CELLS);
+        let rest: u64 = cells
+            .iter()
+            .skip(TOP_CELLS)
+            .map(|(_, n)| n.iter().sum::<u64>())
+            .sum();
+        let _ = writeln!(
+            s,
+            "| … {} more cells | | | | {rest} |",
+            cells.len() - TOP_CELLS
+        );
     }
 
     s.push_str("\n## Models used\n\n");
@@ -113,10 +155,18 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
     s.push_str("| input | stage | records | flag | set aside |\n|---|---|---:|---|---:|\n");
     for input in &summary.inputs {
         if input.by_flag.is_empty() {
-            let _ = writeln!(s, "| {} | {} | {} | (none) | 0 |", input.dataset, input.stage, input.records);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | (none) | 0 |",
+                input.dataset, input.stage, input.records
+            );
         }
         for (flag, n) in &input.by_flag {
-            let _ = writeln!(s, "| {} | {} | {} | {flag} | {n} |", input.dataset, input.stage, input.records);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {flag} | {n} |",
+                input.dataset, input.stage, input.records
+            );
         }
         if input.quarantined > 0 {
             let _ = writeln!(
@@ -126,17 +176,29 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\nLeft out of this export ({} flagged records in all):\n", summary.excluded_flagged);
+    let _ = writeln!(
+        s,
+        "\nLeft out of this export ({} flagged records in all):\n",
+        summary.excluded_flagged
+    );
     s.push_str("| reason | records |\n|---|---:|\n");
     if summary.excluded.is_empty() {
         s.push_str("| (none) | 0 |\n");
     }
     for (reason, n) in &summary.excluded {
-        let why = if reason == "no_response" { "no_response (kept, but no response to train on)" } else { reason };
+        let why = if reason == "no_response" {
+            "no_response (kept, but no response to train on)"
+        } else {
+            reason
+        };
         let _ = writeln!(s, "| {why} | {n} |");
     }
     if !config.keep_flags.is_empty() {
-        let _ = writeln!(s, "\nRecords flagged only with {} were kept on purpose.", config.keep_flags.join(", "));
+        let _ = writeln!(
+            s,
+            "\nRecords flagged only with {} were kept on purpose.",
+            config.keep_flags.join(", ")
+        );
     }
     let _ = writeln!(
         s,
@@ -149,7 +211,10 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
     let _ = writeln!(
         s,
         "This dataset: {}.\n",
-        config.license.as_deref().unwrap_or("not stated (pass `--license`)")
+        config
+            .license
+            .as_deref()
+            .unwrap_or("not stated (pass `--license`)")
     );
     s.push_str("| source | license |\n|---|---|\n");
     for (origin, license) in &summary.licenses {
@@ -178,11 +243,18 @@ pub fn render(summary: &ExportSummary, config: &ExportConfig) -> String {
     if summary.preference_pairs == 0 {
         limits.push("No preference pairs: the judge set no `judge.rejected`, so the preference and unpaired files are empty.".to_string());
     }
-    let small = summary.cells.values().filter(|n| n.iter().sum::<u64>() < 5).count();
+    let small = summary
+        .cells
+        .values()
+        .filter(|n| n.iter().sum::<u64>() < 5)
+        .count();
     if small > 0 {
-        limits.push(format!("{small} cells hold fewer than 5 records; their validation and test shares are noisy."));
+        limits.push(format!(
+            "{small} cells hold fewer than 5 records; their validation and test shares are noisy."
+        ));
     }
-    if !summary.excluded.contains_key("crisis") && !config.keep_flags.iter().any(|f| f == "crisis") {
+    if !summary.excluded.contains_key("crisis") && !config.keep_flags.iter().any(|f| f == "crisis")
+    {
         limits.push("Crisis inputs are in the data only if they were not flagged; review risk=crisis records and their responses before training.".to_string());
     }
     for l in limits {

@@ -116,7 +116,9 @@ impl ExportFormat {
             ExportFormat::Trl => "TRL SFTTrainer, conversational",
             ExportFormat::TrlPromptCompletion => "TRL SFTTrainer, conversational prompt-completion",
             ExportFormat::Sharegpt => "ShareGPT (axolotl, LLaMA-Factory, FastChat)",
-            ExportFormat::TrlPreference => "TRL DPOTrainer and other preference trainers, conversational",
+            ExportFormat::TrlPreference => {
+                "TRL DPOTrainer and other preference trainers, conversational"
+            }
             ExportFormat::OpenaiDpo => "OpenAI preference fine-tuning (DPO)",
             ExportFormat::TrlUnpaired => "TRL KTOTrainer, unpaired preference, conversational",
         }
@@ -135,12 +137,20 @@ impl FromStr for ExportFormat {
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim().to_ascii_lowercase();
         if s == "sft" || s == "all" || s == "preference" {
-            bail!("`{s}` names a group\nhint: use --format once per format, or leave it out for all of them");
+            bail!(
+                "`{s}` names a group\nhint: use --format once per format, or leave it out for all of them"
+            );
         }
-        ExportFormat::ALL.into_iter().find(|f| f.as_str() == s).with_context(|| {
-            let names: Vec<&str> = ExportFormat::ALL.iter().map(|f| f.as_str()).collect();
-            format!("unknown export format `{s}`\nhint: choose from {}", names.join(", "))
-        })
+        ExportFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .with_context(|| {
+                let names: Vec<&str> = ExportFormat::ALL.iter().map(|f| f.as_str()).collect();
+                format!(
+                    "unknown export format `{s}`\nhint: choose from {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -156,7 +166,10 @@ pub struct Message {
 impl Message {
     /// A message with this role.
     pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.to_string(), content: content.to_string() }
+        Message {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
 }
 
@@ -245,12 +258,19 @@ pub struct Example {
 
 /// Writes one format's rows for one split as `<stem>.jsonl` and `<stem>.parquet` in `dir`;
 /// returns the number of rows.
-pub fn write_split(dir: &Path, stem: &str, format: ExportFormat, examples: &[&Example]) -> Result<u64> {
+pub fn write_split(
+    dir: &Path,
+    stem: &str,
+    format: ExportFormat,
+    examples: &[&Example],
+) -> Result<u64> {
     match format {
         ExportFormat::Openai | ExportFormat::Trl => {
             let rows: Vec<MessagesRow> = examples
                 .iter()
-                .map(|e| MessagesRow { messages: with(&e.prompt, Message::new("assistant", &e.sft)) })
+                .map(|e| MessagesRow {
+                    messages: with(&e.prompt, Message::new("assistant", &e.sft)),
+                })
                 .collect();
             write_both(dir, stem, &rows)
         }
@@ -301,9 +321,14 @@ pub fn write_split(dir: &Path, stem: &str, format: ExportFormat, examples: &[&Ex
                 .iter()
                 .filter_map(|e| {
                     Some(OpenAiDpoRow {
-                        input: DpoInput { messages: e.prompt.clone() },
+                        input: DpoInput {
+                            messages: e.prompt.clone(),
+                        },
                         preferred_output: vec![Message::new("assistant", &e.sft)],
-                        non_preferred_output: vec![Message::new("assistant", e.rejected.as_deref()?)],
+                        non_preferred_output: vec![Message::new(
+                            "assistant",
+                            e.rejected.as_deref()?,
+                        )],
                     })
                 })
                 .collect();
@@ -314,7 +339,9 @@ pub fn write_split(dir: &Path, stem: &str, format: ExportFormat, examples: &[&Ex
             for e in examples {
                 // Only judged records are unpaired data: without a rejected response there is no
                 // evidence the chosen one is better than any other.
-                let Some(rejected) = &e.rejected else { continue };
+                let Some(rejected) = &e.rejected else {
+                    continue;
+                };
                 rows.push(UnpairedRow {
                     prompt: e.prompt.clone(),
                     completion: vec![Message::new("assistant", &e.sft)],
@@ -349,10 +376,14 @@ where
     }
     fs::write(&jsonl, &buf).with_context(|| format!("cannot write {}", jsonl.display()))?;
     let parquet = dir.join(format!("{stem}.parquet"));
-    let bytes = parquet_bytes(rows).with_context(|| format!("cannot encode {}", parquet.display()))?;
-    let mut file = fs::File::create(&parquet).with_context(|| format!("cannot write {}", parquet.display()))?;
-    file.write_all(&bytes).with_context(|| format!("cannot write {}", parquet.display()))?;
-    file.sync_all().with_context(|| format!("cannot sync {}", parquet.display()))?;
+    let bytes =
+        parquet_bytes(rows).with_context(|| format!("cannot encode {}", parquet.display()))?;
+    let mut file = fs::File::create(&parquet)
+        .with_context(|| format!("cannot write {}", parquet.display()))?;
+    file.write_all(&bytes)
+        .with_context(|| format!("cannot write {}", parquet.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", parquet.display()))?;
     Ok(rows.len() as u64)
 }
 
@@ -362,7 +393,12 @@ fn parquet_bytes<T>(rows: &[T]) -> Result<Vec<u8>>
 where
     T: Serialize + for<'de> Deserialize<'de>,
 {
-    let fields = Vec::<FieldRef>::from_type::<T>(TracingOptions::default())?;
+    let fields = Vec::<FieldRef>::from_type::<T>(
+        // Plain (not large) strings and lists: the types every `datasets` and pandas version reads.
+        TracingOptions::default()
+            .strings_as_large_utf8(false)
+            .sequence_as_large_list(false),
+    )?;
     let batch = serde_arrow::to_record_batch(&fields, &rows)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))

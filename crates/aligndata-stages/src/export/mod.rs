@@ -107,16 +107,26 @@ impl ExportConfig {
     /// Checks the settings; the error names the setting.
     pub fn validate(&self) -> Result<()> {
         if self.ratios.iter().any(|r| !(r.is_finite() && *r >= 0.0)) || self.ratios[0] <= 0.0 {
-            bail!("split ratios must be non-negative with a positive train share, got {:?}", self.ratios);
+            bail!(
+                "split ratios must be non-negative with a positive train share, got {:?}",
+                self.ratios
+            );
         }
         if !(self.near_threshold > 0.0 && self.near_threshold <= 1.0) {
-            bail!("the near-duplicate threshold is a Jaccard in (0, 1], got {}", self.near_threshold);
+            bail!(
+                "the near-duplicate threshold is a Jaccard in (0, 1], got {}",
+                self.near_threshold
+            );
         }
         Ok(())
     }
 
     fn formats(&self) -> Vec<ExportFormat> {
-        if self.formats.is_empty() { ExportFormat::ALL.to_vec() } else { self.formats.clone() }
+        if self.formats.is_empty() {
+            ExportFormat::ALL.to_vec()
+        } else {
+            self.formats.clone()
+        }
     }
 }
 
@@ -239,19 +249,28 @@ pub fn pick_responses(record: &Record) -> Option<(usize, Option<usize>, bool)> {
 }
 
 /// Exports `inputs` into `out`; see the module docs.
-pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &dyn Fn(u64)) -> Result<ExportSummary> {
+pub fn export(
+    inputs: &[PathBuf],
+    out: &Path,
+    config: &ExportConfig,
+    progress: &dyn Fn(u64),
+) -> Result<ExportSummary> {
     config.validate()?;
     if inputs.is_empty() {
         bail!("export needs at least one input dataset");
     }
-    let mut summary = ExportSummary { out: out.to_path_buf(), ..ExportSummary::default() };
+    let mut summary = ExportSummary {
+        out: out.to_path_buf(),
+        ..ExportSummary::default()
+    };
     let mut kept: Vec<Kept> = Vec::new();
     let mut dims: Vec<String> = config.dimensions.clone();
     let mut found_dims: std::collections::BTreeSet<String> = Default::default();
     let mut records_seen: Vec<Record> = Vec::new();
 
     for input in inputs {
-        let dataset = Dataset::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        let dataset =
+            Dataset::open(input).with_context(|| format!("cannot open {}", input.display()))?;
         summary.inputs.push(InputInfo {
             dataset: input.display().to_string(),
             stage: dataset.manifest.stage.clone(),
@@ -280,7 +299,10 @@ pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &
                 continue;
             }
             if record.responses.is_empty() {
-                *summary.excluded.entry("no_response".to_string()).or_default() += 1;
+                *summary
+                    .excluded
+                    .entry("no_response".to_string())
+                    .or_default() += 1;
                 continue;
             }
             if dims.is_empty() {
@@ -296,7 +318,9 @@ pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &
     summary.dimensions = dims.clone();
 
     for record in records_seen {
-        let Some((sft, rejected, judged)) = pick_responses(&record) else { continue };
+        let Some((sft, rejected, judged)) = pick_responses(&record) else {
+            continue;
+        };
         let mut prompt = Vec::new();
         if let Some(system) = &config.system_prompt {
             prompt.push(formats::Message::new("system", system));
@@ -312,13 +336,24 @@ pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &
         }
         for idx in std::iter::once(sft).chain(rejected) {
             let model = &record.responses[idx].model;
-            let model = if model.is_empty() { "unknown" } else { model.as_str() };
-            *summary.models.entry(format!("response: {model}")).or_default() += 1;
+            let model = if model.is_empty() {
+                "unknown"
+            } else {
+                model.as_str()
+            };
+            *summary
+                .models
+                .entry(format!("response: {model}"))
+                .or_default() += 1;
         }
         kept.push(Kept {
             id: record.id.clone(),
             cell: cell_key(&record, &dims),
-            duplicate_of: record.flags.iter().filter_map(|f| f.other_id.clone()).collect(),
+            duplicate_of: record
+                .flags
+                .iter()
+                .filter_map(|f| f.other_id.clone())
+                .collect(),
             source: record.source.as_str().to_string(),
             origin,
             example: formats::Example {
@@ -349,7 +384,10 @@ pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &
     for (k, &s) in kept.iter().zip(&plan.assignment) {
         per_split[s].push(&k.example);
         summary.exported += 1;
-        *summary.splits.entry(SPLIT_NAMES[s].to_string()).or_default() += 1;
+        *summary
+            .splits
+            .entry(SPLIT_NAMES[s].to_string())
+            .or_default() += 1;
         *summary.by_source.entry(k.source.clone()).or_default() += 1;
         *summary.by_origin.entry(k.origin.clone()).or_default() += 1;
         summary.cells.entry(k.cell.clone()).or_default()[s] += 1;
@@ -393,8 +431,14 @@ pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &
         write_file(&tmp.join("splits.jsonl"), &splits_jsonl)?;
         let mut summary_for_file = summary.clone();
         summary_for_file.out = PathBuf::from(".");
-        write_file(&tmp.join("export.json"), &serde_json::to_vec_pretty(&summary_for_file)?)?;
-        write_file(&tmp.join("README.md"), card::render(&summary, config).as_bytes())?;
+        write_file(
+            &tmp.join("export.json"),
+            &serde_json::to_vec_pretty(&summary_for_file)?,
+        )?;
+        write_file(
+            &tmp.join("README.md"),
+            card::render(&summary, config).as_bytes(),
+        )?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -405,7 +449,10 @@ pub fn export(inputs: &[PathBuf], out: &Path, config: &ExportConfig, progress: &
     Ok(summary)
 }
 
-fn source_licenses(by_origin: &BTreeMap<String, u64>, given: &[(String, String)]) -> BTreeMap<String, String> {
+fn source_licenses(
+    by_origin: &BTreeMap<String, u64>,
+    given: &[(String, String)],
+) -> BTreeMap<String, String> {
     by_origin
         .keys()
         .map(|origin| {
@@ -420,23 +467,33 @@ fn source_licenses(by_origin: &BTreeMap<String, u64>, given: &[(String, String)]
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    file.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    let mut file =
+        fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
     Ok(())
 }
 
 /// `.<name>.<what>-<pid>` beside `out`.
 pub(crate) fn temp_sibling(out: &Path, what: &str) -> Result<PathBuf> {
-    let name = out
-        .file_name()
-        .with_context(|| format!("{} has no directory name\nhint: give --out a directory path", out.display()))?;
+    let name = out.file_name().with_context(|| {
+        format!(
+            "{} has no directory name\nhint: give --out a directory path",
+            out.display()
+        )
+    })?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    Ok(parent.join(format!(".{}.{what}-{}", name.to_string_lossy(), std::process::id())))
+    Ok(parent.join(format!(
+        ".{}.{what}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 /// Renames `tmp` to `out`, moving an old `out` aside first and deleting it after.
@@ -445,13 +502,15 @@ pub(crate) fn swap_into_place(tmp: &Path, out: &Path) -> Result<()> {
     let had_old = out.exists();
     if had_old {
         let _ = fs::remove_dir_all(&old);
-        fs::rename(out, &old).with_context(|| format!("cannot move the old {} aside", out.display()))?;
+        fs::rename(out, &old)
+            .with_context(|| format!("cannot move the old {} aside", out.display()))?;
     }
-    fs::rename(tmp, out).with_context(|| format!("cannot move the new export to {}", out.display()))?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(dir) = fs::File::open(parent) {
-            let _ = dir.sync_all();
-        }
+    fs::rename(tmp, out)
+        .with_context(|| format!("cannot move the new export to {}", out.display()))?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(dir) = fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
     }
     if had_old {
         let _ = fs::remove_dir_all(&old);

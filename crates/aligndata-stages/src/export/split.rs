@@ -47,7 +47,12 @@ pub struct SplitPlan {
 }
 
 /// Assigns every item to a split; see the module docs. `ratios` are normalised here.
-pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64, seed: u64) -> Result<SplitPlan> {
+pub fn assign_splits(
+    items: &[SplitItem],
+    ratios: [f64; 3],
+    near_threshold: f64,
+    seed: u64,
+) -> Result<SplitPlan> {
     let n = items.len();
     let total: f64 = ratios.iter().sum();
     let ratios = ratios.map(|r| if total > 0.0 { r / total } else { 1.0 / 3.0 });
@@ -56,7 +61,10 @@ pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64,
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     let config = DedupConfig {
         exact: true,
-        near: Some(NearConfig { threshold: near_threshold, ..NearConfig::default() }),
+        near: Some(NearConfig {
+            threshold: near_threshold,
+            ..NearConfig::default()
+        }),
         semantic: None,
         ..DedupConfig::default()
     };
@@ -65,7 +73,11 @@ pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64,
     for edge in &decisions.edges {
         uf.union(edge.a as usize, edge.b as usize);
     }
-    let by_id: HashMap<&str, usize> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i)).collect();
+    let by_id: HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.id.as_str(), i))
+        .collect();
     for (i, item) in items.iter().enumerate() {
         for other in &item.duplicate_of {
             if let Some(&j) = by_id.get(other.as_str()) {
@@ -79,7 +91,10 @@ pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64,
     for i in 0..n {
         groups.entry(uf.find(i)).or_default().push(i);
     }
-    let mut plan = SplitPlan { assignment: vec![0; n], ..SplitPlan::default() };
+    let mut plan = SplitPlan {
+        assignment: vec![0; n],
+        ..SplitPlan::default()
+    };
     let mut by_stratum: BTreeMap<String, Vec<(u64, Vec<usize>)>> = BTreeMap::new();
     for members in groups.into_values() {
         if members.len() > 1 {
@@ -95,7 +110,11 @@ pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64,
             .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
             .map(|(s, _)| s.to_string())
             .unwrap_or_default();
-        let min_id = members.iter().map(|&m| items[m].id.as_str()).min().unwrap_or("");
+        let min_id = members
+            .iter()
+            .map(|&m| items[m].id.as_str())
+            .min()
+            .unwrap_or("");
         let key = xxhash_rust::xxh3::xxh3_64_with_seed(min_id.as_bytes(), seed);
         by_stratum.entry(stratum).or_default().push((key, members));
     }
@@ -103,7 +122,7 @@ pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64,
     let mut global = [0f64; 3];
     let mut global_n = 0f64;
     for groups in by_stratum.values_mut() {
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.sort_by_key(|g| g.0);
         let mut local = [0f64; 3];
         let mut local_n = 0f64;
         for (_, members) in groups.iter() {
@@ -114,7 +133,8 @@ pub fn assign_splits(items: &[SplitItem], ratios: [f64; 3], near_threshold: f64,
                 if ratios[s] <= 0.0 {
                     continue;
                 }
-                let score = ratios[s] * (local_n + size) - local[s] + ratios[s] * (global_n + size) - global[s];
+                let score = ratios[s] * (local_n + size) - local[s] + ratios[s] * (global_n + size)
+                    - global[s];
                 if score > best_score + 1e-9 {
                     best_score = score;
                     best = s;
@@ -138,7 +158,9 @@ struct UnionFind {
 
 impl UnionFind {
     fn new(n: usize) -> UnionFind {
-        UnionFind { parent: (0..n).collect() }
+        UnionFind {
+            parent: (0..n).collect(),
+        }
     }
 
     fn find(&mut self, mut x: usize) -> usize {

@@ -110,7 +110,8 @@ pub const DEFAULT_RUBRIC: &str = include_str!("../../../../examples/self-doubt/r
 impl Rubric {
     /// Reads a rubric YAML file; errors name file, line and field.
     pub fn load(path: &Path) -> Result<Rubric> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -126,7 +127,11 @@ impl Rubric {
                 bail!("{file}: item `{}` appears twice", item.id);
             }
             if !(item.weight >= 0.0 && item.weight.is_finite()) {
-                bail!("{file}: item `{}` has weight {}; weights are ≥ 0", item.id, item.weight);
+                bail!(
+                    "{file}: item `{}` has weight {}; weights are ≥ 0",
+                    item.id,
+                    item.weight
+                );
             }
         }
         if r.items.iter().map(|i| i.weight).sum::<f64>() <= 0.0 {
@@ -155,17 +160,31 @@ pub fn resource_markers(resources: &Resources) -> Vec<String> {
     for list in resources.locales.values() {
         for r in list {
             out.push(r.name.to_lowercase());
-            let digits: String = r.contact.chars().filter(|c| c.is_ascii_digit() || *c == ' ').collect();
+            let digits: String = r
+                .contact
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == ' ')
+                .collect();
             let digits = digits.trim();
             if digits.chars().filter(char::is_ascii_digit).count() >= 3 {
                 out.push(digits.to_string());
             }
             if let Some(u) = &r.url {
-                out.push(u.trim_start_matches("https://").trim_start_matches("http://").to_lowercase());
+                out.push(
+                    u.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .to_lowercase(),
+                );
             }
         }
     }
-    for generic in ["crisis line", "helpline", "hotline", "lifeline", "emergency number"] {
+    for generic in [
+        "crisis line",
+        "helpline",
+        "hotline",
+        "lifeline",
+        "emergency number",
+    ] {
         out.push(generic.to_string());
     }
     out.sort();
@@ -174,11 +193,12 @@ pub fn resource_markers(resources: &Resources) -> Vec<String> {
 }
 
 const STOPWORDS: &[&str] = &[
-    "about", "after", "again", "also", "always", "because", "been", "before", "being", "could", "does", "doing",
-    "even", "every", "feel", "feeling", "from", "have", "having", "here", "into", "just", "know", "like", "made",
-    "make", "many", "more", "most", "much", "myself", "never", "only", "other", "over", "really", "same", "should",
-    "some", "still", "such", "than", "that", "them", "then", "there", "these", "they", "thing", "things", "think",
-    "this", "those", "through", "very", "want", "were", "what", "when", "where", "which", "while", "will", "with",
+    "about", "after", "again", "also", "always", "because", "been", "before", "being", "could",
+    "does", "doing", "even", "every", "feel", "feeling", "from", "have", "having", "here", "into",
+    "just", "know", "like", "made", "make", "many", "more", "most", "much", "myself", "never",
+    "only", "other", "over", "really", "same", "should", "some", "still", "such", "than", "that",
+    "them", "then", "there", "these", "they", "thing", "things", "think", "this", "those",
+    "through", "very", "want", "were", "what", "when", "where", "which", "while", "will", "with",
     "would", "your", "yours", "don't", "can't", "it's", "i'm", "i've", "that's",
 ];
 
@@ -224,7 +244,10 @@ fn found<'p>(text: &str, phrases: &'p [String]) -> Vec<&'p str> {
 }
 
 fn quote(list: &[&str]) -> String {
-    list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Splits into sentences (keeping the end mark).
@@ -268,9 +291,16 @@ pub fn score_item(item: &Item, ctx: &JudgeInput<'_>, response: &str) -> (f64, St
         Check::Reflection => {
             let hits = found(response, &item.phrases);
             let input: Vec<String> = content_words(ctx.input);
-            let resp: HashSet<String> = content_words(response).iter().map(|w| stem(w).to_string()).collect();
-            let echoed: Vec<&str> =
-                input.iter().filter(|w| resp.contains(stem(w))).map(String::as_str).take(4).collect();
+            let resp: HashSet<String> = content_words(response)
+                .iter()
+                .map(|w| stem(w).to_string())
+                .collect();
+            let echoed: Vec<&str> = input
+                .iter()
+                .filter(|w| resp.contains(stem(w)))
+                .map(String::as_str)
+                .take(4)
+                .collect();
             let mut v = 0.0;
             let mut why = Vec::new();
             if !hits.is_empty() {
@@ -287,7 +317,10 @@ pub fn score_item(item: &Item, ctx: &JudgeInput<'_>, response: &str) -> (f64, St
             (v, why.join("; "))
         }
         Check::Question => {
-            let qs: Vec<String> = sentences(response).into_iter().filter(|s| s.ends_with('?')).collect();
+            let qs: Vec<String> = sentences(response)
+                .into_iter()
+                .filter(|s| s.ends_with('?'))
+                .collect();
             if qs.is_empty() {
                 return (0.0, "asks no question".into());
             }
@@ -299,14 +332,32 @@ pub fn score_item(item: &Item, ctx: &JudgeInput<'_>, response: &str) -> (f64, St
         }
         Check::Specific => {
             let input = content_words(ctx.input);
-            let resp: HashSet<String> = content_words(response).iter().map(|w| stem(w).to_string()).collect();
-            let echoed: Vec<&str> = input.iter().filter(|w| resp.contains(stem(w))).map(String::as_str).collect();
-            let share = if input.is_empty() { 1.0 } else { echoed.len() as f64 / input.len() as f64 };
+            let resp: HashSet<String> = content_words(response)
+                .iter()
+                .map(|w| stem(w).to_string())
+                .collect();
+            let echoed: Vec<&str> = input
+                .iter()
+                .filter(|w| resp.contains(stem(w)))
+                .map(String::as_str)
+                .collect();
+            let share = if input.is_empty() {
+                1.0
+            } else {
+                echoed.len() as f64 / input.len() as f64
+            };
             let generic = found(response, &item.phrases);
             let v = ((share * 3.0).min(1.0) - 0.5 * generic.len() as f64).clamp(0.0, 1.0);
-            let mut why = format!("echoes {}/{} of their content words", echoed.len(), input.len());
+            let mut why = format!(
+                "echoes {}/{} of their content words",
+                echoed.len(),
+                input.len()
+            );
             if !echoed.is_empty() {
-                why.push_str(&format!(" ({})", quote(&echoed.iter().take(5).copied().collect::<Vec<_>>())));
+                why.push_str(&format!(
+                    " ({})",
+                    quote(&echoed.iter().take(5).copied().collect::<Vec<_>>())
+                ));
             }
             if !generic.is_empty() {
                 why.push_str(&format!("; generic: {}", quote(&generic)));
@@ -317,13 +368,19 @@ pub fn score_item(item: &Item, ctx: &JudgeInput<'_>, response: &str) -> (f64, St
             let enders = found(response, &item.phrases);
             if !ctx.crisis {
                 return if enders.is_empty() {
-                    (1.0, "no crisis cue in the input; stays in the conversation".into())
+                    (
+                        1.0,
+                        "no crisis cue in the input; stays in the conversation".into(),
+                    )
                 } else {
                     (0.0, format!("ends the conversation: {}", quote(&enders)))
                 };
             }
             let lower = response.to_lowercase();
-            let resource = ctx.resource_markers.iter().find(|m| lower.contains(m.as_str()));
+            let resource = ctx
+                .resource_markers
+                .iter()
+                .find(|m| lower.contains(m.as_str()));
             let asks_safety = sentences(response).iter().any(|s| {
                 let s = s.to_lowercase();
                 s.ends_with('?')
@@ -362,7 +419,10 @@ pub fn score_item(item: &Item, ctx: &JudgeInput<'_>, response: &str) -> (f64, St
             let lo = item.min_words.unwrap_or(0);
             let hi = item.max_words.unwrap_or(usize::MAX);
             if n < lo {
-                (n as f64 / lo.max(1) as f64, format!("{n} words, under {lo}"))
+                (
+                    n as f64 / lo.max(1) as f64,
+                    format!("{n} words, under {lo}"),
+                )
             } else if n > hi {
                 (hi as f64 / n as f64, format!("{n} words, over {hi}"))
             } else {
@@ -384,15 +444,30 @@ pub fn score_response(rubric: &Rubric, ctx: &JudgeInput<'_>, response: &str) -> 
         if v < 0.5 {
             low.push(item.id.as_str());
         }
-        scores.push(Score { name: format!("judge.{}", item.id), value: v, reason });
+        scores.push(Score {
+            name: format!("judge.{}", item.id),
+            value: v,
+            reason,
+        });
     }
     let total = if wsum > 0.0 { sum / wsum } else { 0.0 };
     let reason = if low.is_empty() {
-        format!("weighted mean of {} rubric items; none low", rubric.items.len())
+        format!(
+            "weighted mean of {} rubric items; none low",
+            rubric.items.len()
+        )
     } else {
-        format!("weighted mean of {} rubric items; low on {}", rubric.items.len(), low.join(", "))
+        format!(
+            "weighted mean of {} rubric items; low on {}",
+            rubric.items.len(),
+            low.join(", ")
+        )
     };
-    scores.push(Score { name: TOTAL.into(), value: total, reason });
+    scores.push(Score {
+        name: TOTAL.into(),
+        value: total,
+        reason,
+    });
     scores
 }
 
@@ -418,7 +493,9 @@ impl LlmJudge<'_> {
         CompletionRequest {
             messages: vec![
                 ChatMessage::system(sys),
-                ChatMessage::user(format!("Message from the person:\n{input}\n\nReply to review:\n{response}")),
+                ChatMessage::user(format!(
+                    "Message from the person:\n{input}\n\nReply to review:\n{response}"
+                )),
             ],
             temperature: 0.0,
             top_p: 1.0,
@@ -431,19 +508,33 @@ impl LlmJudge<'_> {
 
     /// Parses a verdict into `judge.llm.<item>` scores (0..1) and `judge.llm.total`.
     pub fn parse(rubric: &Rubric, text: &str) -> Result<Vec<Score>> {
-        let v: serde_json::Value = serde_json::from_str(text.trim()).context("the LLM judge's reply is not JSON")?;
+        let v: serde_json::Value =
+            serde_json::from_str(text.trim()).context("the LLM judge's reply is not JSON")?;
         let scores = v.get("scores").unwrap_or(&v);
         let mut out = Vec::new();
         let (mut sum, mut wsum) = (0.0, 0.0);
         for item in &rubric.items {
-            let Some(entry) = scores.get(&item.id) else { continue };
-            let raw = entry.get("score").and_then(serde_json::Value::as_f64).or_else(|| entry.as_f64());
+            let Some(entry) = scores.get(&item.id) else {
+                continue;
+            };
+            let raw = entry
+                .get("score")
+                .and_then(serde_json::Value::as_f64)
+                .or_else(|| entry.as_f64());
             let Some(raw) = raw else { continue };
             let value = (raw / 10.0).clamp(0.0, 1.0);
-            let reason = entry.get("reason").and_then(serde_json::Value::as_str).unwrap_or("").to_string();
+            let reason = entry
+                .get("reason")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string();
             sum += value * item.weight;
             wsum += item.weight;
-            out.push(Score { name: format!("judge.llm.{}", item.id), value, reason });
+            out.push(Score {
+                name: format!("judge.llm.{}", item.id),
+                value,
+                reason,
+            });
         }
         if out.is_empty() {
             bail!("the LLM judge's reply scores no rubric item");
@@ -471,7 +562,11 @@ pub struct JudgeConfig {
 
 impl Default for JudgeConfig {
     fn default() -> Self {
-        JudgeConfig { batch: 256, format: Format::Jsonl, echo: serde_json::Value::Null }
+        JudgeConfig {
+            batch: 256,
+            format: Format::Jsonl,
+            echo: serde_json::Value::Null,
+        }
     }
 }
 
@@ -505,7 +600,10 @@ fn is_crisis(record: &Record, detector: &Detector<'_>) -> bool {
     match record.score(safety::SCORE_NAME) {
         Some(v) => v >= 0.5,
         None => {
-            record.labels.iter().any(|l| l.dimension == safety::RISK_DIMENSION && l.value == safety::CRISIS_VALUE)
+            record
+                .labels
+                .iter()
+                .any(|l| l.dimension == safety::RISK_DIMENSION && l.value == safety::CRISIS_VALUE)
                 || detector.detect(&record.text).crisis
         }
     }
@@ -529,7 +627,11 @@ pub fn judge_records(
             continue;
         }
         let crisis = is_crisis(record, detector);
-        let ctx = JudgeInput { input: &record.text, crisis, resource_markers: markers };
+        let ctx = JudgeInput {
+            input: &record.text,
+            crisis,
+            resource_markers: markers,
+        };
         for (i, resp) in record.responses.iter_mut().enumerate() {
             resp.scores.retain(|s| !s.name.starts_with("judge."));
             resp.scores.extend(score_response(rubric, &ctx, &resp.text));
@@ -539,28 +641,36 @@ pub fn judge_records(
             }
         }
     }
-    if let Some(j) = llm {
-        if !requests.is_empty() {
-            let results = j.llm.complete_batch(&requests, &|_| {});
-            for ((ri, i), res) in owners.iter().zip(results) {
-                let resp: &mut Response = &mut records[*ri].responses[*i];
-                match res.and_then(|c| LlmJudge::parse(rubric, &c.text)) {
-                    Ok(scores) => {
-                        let llm_total = scores.iter().find(|s| s.name == "judge.llm.total").map(|s| s.value);
-                        resp.scores.extend(scores);
-                        if let (Some(l), Some(t)) = (llm_total, resp.scores.iter_mut().find(|s| s.name == TOTAL)) {
-                            t.reason = format!("mean of heuristic {:.2} and LLM judge {l:.2}; {}", t.value, t.reason);
-                            t.value = (t.value + l) / 2.0;
-                        }
+    if let Some(j) = llm
+        && !requests.is_empty()
+    {
+        let results = j.llm.complete_batch(&requests, &|_| {});
+        for ((ri, i), res) in owners.iter().zip(results) {
+            let resp: &mut Response = &mut records[*ri].responses[*i];
+            match res.and_then(|c| LlmJudge::parse(rubric, &c.text)) {
+                Ok(scores) => {
+                    let llm_total = scores
+                        .iter()
+                        .find(|s| s.name == "judge.llm.total")
+                        .map(|s| s.value);
+                    resp.scores.extend(scores);
+                    if let (Some(l), Some(t)) =
+                        (llm_total, resp.scores.iter_mut().find(|s| s.name == TOTAL))
+                    {
+                        t.reason = format!(
+                            "mean of heuristic {:.2} and LLM judge {l:.2}; {}",
+                            t.value, t.reason
+                        );
+                        t.value = (t.value + l) / 2.0;
                     }
-                    Err(e) => {
-                        summary.llm_failures += 1;
-                        resp.scores.push(Score {
-                            name: "judge.llm.error".into(),
-                            value: 0.0,
-                            reason: format!("{e:#}; heuristic total stands"),
-                        });
-                    }
+                }
+                Err(e) => {
+                    summary.llm_failures += 1;
+                    resp.scores.push(Score {
+                        name: "judge.llm.error".into(),
+                        value: 0.0,
+                        reason: format!("{e:#}; heuristic total stands"),
+                    });
                 }
             }
         }
@@ -577,7 +687,11 @@ pub fn judge_records(
         for resp in &record.responses {
             summary.responses += 1;
             for s in &resp.scores {
-                if let Some(item) = s.name.strip_prefix("judge.").filter(|n| !n.starts_with("llm.")) {
+                if let Some(item) = s
+                    .name
+                    .strip_prefix("judge.")
+                    .filter(|n| !n.starts_with("llm."))
+                {
                     *summary.mean_by_item.entry(item.to_string()).or_default() += s.value;
                 }
             }
@@ -598,7 +712,10 @@ pub fn judge_records(
 }
 
 fn total_of(r: &Response) -> f64 {
-    r.scores.iter().find(|s| s.name == TOTAL).map_or(0.0, |s| s.value)
+    r.scores
+        .iter()
+        .find(|s| s.name == TOTAL)
+        .map_or(0.0, |s| s.value)
 }
 
 /// Sets `judge.chosen`, and `judge.rejected` + `judge.margin` when the margin is met.
@@ -619,17 +736,30 @@ fn pick(record: &mut Record, margin: f64, summary: &mut JudgeSummary) {
     record.set_score(
         CHOSEN,
         best as f64,
-        format!("best of {} by {TOTAL} ({:.3}, strategy {})", totals.len(), totals[best], record.responses[best].strategy),
+        format!(
+            "best of {} by {TOTAL} ({:.3}, strategy {})",
+            totals.len(),
+            totals[best],
+            record.responses[best].strategy
+        ),
     );
     let gap = totals[best] - totals[worst];
     if totals.len() >= 2 {
-        record.set_score(MARGIN, gap, format!("best {:.3} − worst {:.3}", totals[best], totals[worst]));
+        record.set_score(
+            MARGIN,
+            gap,
+            format!("best {:.3} − worst {:.3}", totals[best], totals[worst]),
+        );
         if best != worst && gap >= margin {
             summary.pairs += 1;
             record.set_score(
                 REJECTED,
                 worst as f64,
-                format!("worst of {} ({:.3}); margin {gap:.3} ≥ {margin}", totals.len(), totals[worst]),
+                format!(
+                    "worst of {} ({:.3}); margin {gap:.3} ≥ {margin}",
+                    totals.len(),
+                    totals[worst]
+                ),
             );
         }
     }
@@ -645,12 +775,23 @@ pub fn judge(
     config: &JudgeConfig,
     progress: &dyn Fn(u64),
 ) -> Result<JudgeSummary> {
-    let dataset = Dataset::open(input).with_context(|| format!("could not open dataset {}", input.display()))?;
-    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
-        .with_context(|| format!("could not create dataset {}", out.display()))?;
+    let dataset = Dataset::open(input)
+        .with_context(|| format!("could not open dataset {}", input.display()))?;
+    let mut writer = DatasetWriter::create(
+        out,
+        WriterOptions {
+            format: config.format,
+            ..WriterOptions::default()
+        },
+    )
+    .with_context(|| format!("could not create dataset {}", out.display()))?;
     let markers = resource_markers(resources);
     let detector = Detector::default();
-    let mut summary = JudgeSummary { rubric: rubric.id.clone(), out: out.to_path_buf(), ..JudgeSummary::default() };
+    let mut summary = JudgeSummary {
+        rubric: rubric.id.clone(),
+        out: out.to_path_buf(),
+        ..JudgeSummary::default()
+    };
     let mut batch = Vec::with_capacity(config.batch.max(1));
     let mut records = dataset.records();
     loop {

@@ -60,6 +60,7 @@ const JS: &str = "
   tabs.forEach(function(b){b.addEventListener('click',function(){show(b.getAttribute('data-source'));});});
   show('all');
   document.body.setAttribute('data-ready','yes');
+  document.body.setAttribute('data-render-ms',String(Math.round(performance.now())));
 })();
 ";
 
@@ -81,12 +82,29 @@ pub fn render(d: &ReportData) -> String {
         esc(&d.embedder)
     );
     s.push_str("<div class=\"cards\">");
-    let _ = write!(s, "<div class=\"card\"><b id=\"n-records\">{}</b>records</div>", d.records);
-    let _ = write!(s, "<div class=\"card\"><b>{}</b>kept (no flag)</div>", d.kept);
+    let _ = write!(
+        s,
+        "<div class=\"card\"><b id=\"n-records\">{}</b>records</div>",
+        d.records
+    );
+    let _ = write!(
+        s,
+        "<div class=\"card\"><b>{}</b>kept (no flag)</div>",
+        d.kept
+    );
     for (src, n) in &d.by_source {
-        let _ = write!(s, "<div class=\"card\"><b style=\"color:{}\">{n}</b>{}</div>", colour(src, &sources), esc(src));
+        let _ = write!(
+            s,
+            "<div class=\"card\"><b style=\"color:{}\">{n}</b>{}</div>",
+            colour(src, &sources),
+            esc(src)
+        );
     }
-    let _ = write!(s, "<div class=\"card\"><b>{}</b>synthetic-vs-real AUC</div>", fmt_opt(d.gap.auc));
+    let _ = write!(
+        s,
+        "<div class=\"card\"><b>{}</b>synthetic-vs-real AUC</div>",
+        fmt_opt(d.gap.auc)
+    );
     s.push_str("</div>");
 
     // Counts by source and flag.
@@ -98,7 +116,12 @@ pub fn render(d: &ReportData) -> String {
     for (src, n) in &d.by_source {
         let _ = write!(s, "<tr><td>{}</td><td>{n}</td>", esc(src));
         for flag in d.by_flag.keys() {
-            let v = d.by_source_flag.get(src).and_then(|m| m.get(flag)).copied().unwrap_or(0);
+            let v = d
+                .by_source_flag
+                .get(src)
+                .and_then(|m| m.get(flag))
+                .copied()
+                .unwrap_or(0);
             let _ = write!(s, "<td>{v}</td>");
         }
         s.push_str("</tr>");
@@ -114,11 +137,19 @@ pub fn render(d: &ReportData) -> String {
         let mut tab_sources = vec!["all".to_string()];
         tab_sources.extend(sources.iter().cloned());
         for src in &tab_sources {
-            let _ = write!(s, "<button type=\"button\" data-source=\"{0}\">{0}</button>", esc(src));
+            let _ = write!(
+                s,
+                "<button type=\"button\" data-source=\"{0}\">{0}</button>",
+                esc(src)
+            );
         }
         s.push_str("</div>");
         for src in &tab_sources {
-            let _ = write!(s, "<div class=\"hm\" data-source=\"{}\"><div class=\"grid\">", esc(src));
+            let _ = write!(
+                s,
+                "<div class=\"hm\" data-source=\"{}\"><div class=\"grid\">",
+                esc(src)
+            );
             for h in &d.heatmaps {
                 heatmap_svg(&mut s, h, src);
             }
@@ -157,11 +188,21 @@ pub fn render(d: &ReportData) -> String {
     if !d.gap.per_cell.is_empty() {
         let row_h = 20;
         let h = d.gap.per_cell.len() * row_h + 30;
-        let _ = write!(s, "<h3>Per {}</h3><svg width=\"620\" height=\"{h}\" role=\"img\">", esc(&d.gap.cell_dim));
+        let _ = write!(
+            s,
+            "<h3>Per {}</h3><svg width=\"620\" height=\"{h}\" role=\"img\">",
+            esc(&d.gap.cell_dim)
+        );
         for (i, (cell, auc, n)) in d.gap.per_cell.iter().enumerate() {
             let y = 10 + i * row_h;
             let w = (auc.clamp(0.0, 1.0) * 360.0) as usize;
-            let fill = if *auc > 0.8 { "#d62728" } else if *auc > 0.65 { "#ff9f40" } else { "#2ca02c" };
+            let fill = if *auc > 0.8 {
+                "#d62728"
+            } else if *auc > 0.65 {
+                "#ff9f40"
+            } else {
+                "#2ca02c"
+            };
             let _ = write!(
                 s,
                 "<text x=\"190\" y=\"{}\" text-anchor=\"end\" font-size=\"12\">{}</text><rect x=\"200\" y=\"{y}\" width=\"{w}\" height=\"14\" fill=\"{fill}\"><title>{}: AUC {auc:.3} over {n} records</title></rect><text x=\"{}\" y=\"{}\" font-size=\"11\">{auc:.2}</text>",
@@ -172,7 +213,11 @@ pub fn render(d: &ReportData) -> String {
                 y + 11
             );
         }
-        let _ = write!(s, "<line x1=\"380\" x2=\"380\" y1=\"5\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"3,3\"/></svg>", h - 5);
+        let _ = write!(
+            s,
+            "<line x1=\"380\" x2=\"380\" y1=\"5\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"3,3\"/></svg>",
+            h - 5
+        );
     }
 
     // Judge.
@@ -183,7 +228,11 @@ pub fn render(d: &ReportData) -> String {
         s.push_str("<div class=\"grid\">");
         for hist in &d.judge {
             let max = hist.bins.iter().copied().max().unwrap_or(1).max(1) as f64;
-            let _ = write!(s, "<svg width=\"260\" height=\"150\" role=\"img\"><text x=\"8\" y=\"16\" font-size=\"12\" font-weight=\"600\">{}</text>", esc(&hist.name));
+            let _ = write!(
+                s,
+                "<svg width=\"260\" height=\"150\" role=\"img\"><text x=\"8\" y=\"16\" font-size=\"12\" font-weight=\"600\">{}</text>",
+                esc(&hist.name)
+            );
             for (i, b) in hist.bins.iter().enumerate() {
                 let bh = (*b as f64 / max * 90.0) as usize;
                 let _ = write!(
@@ -215,9 +264,16 @@ pub fn render(d: &ReportData) -> String {
     map_svg(&mut s, d, &sources);
 
     // Examples.
-    s.push_str("<h2>Examples per cell</h2><p class=\"muted\">The largest cells, a few records each.</p>");
+    s.push_str(
+        "<h2>Examples per cell</h2><p class=\"muted\">The largest cells, a few records each.</p>",
+    );
     for cell in &d.examples {
-        let _ = write!(s, "<details><summary>{} <span class=\"muted\">({} records)</span></summary>", esc(&cell.cell), cell.records);
+        let _ = write!(
+            s,
+            "<details><summary>{} <span class=\"muted\">({} records)</span></summary>",
+            esc(&cell.cell),
+            cell.records
+        );
         for (src, text) in &cell.examples {
             let _ = write!(
                 s,
@@ -235,14 +291,32 @@ pub fn render(d: &ReportData) -> String {
 
 fn heatmap_svg(s: &mut String, h: &Heatmap, source: &str) {
     let cell = 26usize;
-    let left = 10 + 7 * h.rows.iter().map(|r| r.chars().count()).max().unwrap_or(4).min(28);
-    let top = 10 + 6 * h.cols.iter().map(|c| c.chars().count()).max().unwrap_or(4).min(28);
-    let width = left + cell * h.cols.len() + 12;
+    let left = 10
+        + 7 * h
+            .rows
+            .iter()
+            .map(|r| r.chars().count())
+            .max()
+            .unwrap_or(4)
+            .min(28);
+    let top = 10
+        + 6 * h
+            .cols
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(4)
+            .min(28);
+    // Column labels lean right: leave room for the last one.
+    let width = left + cell * h.cols.len() + (top - 10) * 4 / 10 + 12;
     let height = top + cell * h.rows.len() + 24;
     let empty = vec![vec![0u64; h.cols.len()]; h.rows.len()];
     let counts = h.counts.get(source).unwrap_or(&empty);
     let max = counts.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
-    let _ = write!(s, "<svg width=\"{width}\" height=\"{height}\" role=\"img\" class=\"heatmap\">");
+    let _ = write!(
+        s,
+        "<svg width=\"{width}\" height=\"{height}\" role=\"img\" class=\"heatmap\">"
+    );
     let _ = write!(
         s,
         "<text x=\"6\" y=\"{}\" font-size=\"11\" fill=\"#68717c\">{} × {} ({})</text>",
@@ -270,7 +344,11 @@ fn heatmap_svg(s: &mut String, h: &Heatmap, source: &str) {
             esc(&truncate(r, 28))
         );
         for (ci, c) in h.cols.iter().enumerate() {
-            let n = counts.get(ri).and_then(|row| row.get(ci)).copied().unwrap_or(0);
+            let n = counts
+                .get(ri)
+                .and_then(|row| row.get(ci))
+                .copied()
+                .unwrap_or(0);
             let t = (n as f64 / max).sqrt();
             let (fill, stroke) = if n == 0 {
                 ("#fff".to_string(), "#e8a3a3")
@@ -302,25 +380,45 @@ fn heatmap_svg(s: &mut String, h: &Heatmap, source: &str) {
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_string() } else { s.chars().take(max - 1).collect::<String>() + "…" }
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    }
 }
 
 fn map_svg(s: &mut String, d: &ReportData, sources: &[String]) {
     let (w, h, pad) = (720.0f64, 480.0f64, 24.0f64);
-    let _ = write!(s, "<svg width=\"{w}\" height=\"{h}\" role=\"img\" id=\"map\">");
+    let _ = write!(
+        s,
+        "<svg width=\"{w}\" height=\"{h}\" role=\"img\" id=\"map\">"
+    );
     if d.map.points.is_empty() {
         s.push_str("<text x=\"20\" y=\"30\">No records to draw.</text></svg>");
         return;
     }
-    let (mut x0, mut x1, mut y0, mut y1) = (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    );
     for (x, y, _) in &d.map.points {
         x0 = x0.min(*x);
         x1 = x1.max(*x);
         y0 = y0.min(*y);
         y1 = y1.max(*y);
     }
-    let sx = if x1 > x0 { (w - 2.0 * pad) / (x1 - x0) as f64 } else { 1.0 };
-    let sy = if y1 > y0 { (h - 2.0 * pad - 20.0) / (y1 - y0) as f64 } else { 1.0 };
+    let sx = if x1 > x0 {
+        (w - 2.0 * pad) / (x1 - x0) as f64
+    } else {
+        1.0
+    };
+    let sy = if y1 > y0 {
+        (h - 2.0 * pad - 20.0) / (y1 - y0) as f64
+    } else {
+        1.0
+    };
     for (x, y, src) in &d.map.points {
         let px = pad + (*x - x0) as f64 * sx;
         let py = h - pad - (*y - y0) as f64 * sy;

@@ -243,8 +243,10 @@ pub fn build_report(
     let mut by_source_flag: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut kept_by_source: BTreeMap<String, u64> = BTreeMap::new();
     // Values per record along every dimension (for heatmaps), counted as tuples.
-    let mut dims: Vec<String> = taxonomy.map(|t| t.dimensions.iter().map(|d| d.id.clone()).collect()).unwrap_or_default();
-    let dims_given = !dims.is_empty();
+    let mut dims: Vec<String> = taxonomy
+        .map(|t| t.dimensions.iter().map(|d| d.id.clone()).collect())
+        .unwrap_or_default();
+    let mut dims_fixed = !dims.is_empty();
     let mut tuples: BTreeMap<(String, Vec<String>), u64> = BTreeMap::new();
     let mut pending: Vec<(String, Record)> = Vec::new();
     let mut samples: BTreeMap<String, Vec<Sampled>> = BTreeMap::new();
@@ -252,56 +254,78 @@ pub fn build_report(
     let mut judge: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let k = config.sample_per_source.max(2);
 
-    let mut handle = |record: Record, dims: &[String], tuples: &mut BTreeMap<(String, Vec<String>), u64>| {
-        let source = record.source.as_str().to_string();
-        let values: Vec<String> = dims.iter().map(|d| value_of(&record, d)).collect();
-        *tuples.entry((source.clone(), values.clone())).or_default() += 1;
-        let hash = xxhash_rust::xxh3::xxh3_64(record.id.as_bytes());
-        let dim0 = values.first().cloned().unwrap_or_else(|| "?".to_string());
-        let cell = values.iter().take(2).cloned().collect::<Vec<_>>().join(" × ");
-        let sample = samples.entry(source.clone()).or_default();
-        sample.push(Sampled { hash, text: record.text.clone(), source: source.clone(), dim0: dim0.clone() });
-        bottom_k(sample, k, |s| s.hash);
-        let entry = cell_examples.entry(cell).or_default();
-        entry.0 += 1;
-        entry.1.push(Sampled { hash, text: cut(&record.text, 300), source: source.clone(), dim0 });
-        bottom_k(&mut entry.1, config.examples_per_cell, |s| s.hash);
-        for response in &record.responses {
-            for score in &response.scores {
-                if score.name.starts_with("judge.") && score.value.is_finite() {
-                    let v = judge.entry(score.name.clone()).or_default();
-                    if v.len() < 1_000_000 {
-                        v.push(score.value);
+    let mut handle =
+        |record: Record, dims: &[String], tuples: &mut BTreeMap<(String, Vec<String>), u64>| {
+            let source = record.source.as_str().to_string();
+            let values: Vec<String> = dims.iter().map(|d| value_of(&record, d)).collect();
+            *tuples.entry((source.clone(), values.clone())).or_default() += 1;
+            let hash = xxhash_rust::xxh3::xxh3_64(record.id.as_bytes());
+            let dim0 = values.first().cloned().unwrap_or_else(|| "?".to_string());
+            let cell = values
+                .iter()
+                .take(2)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" × ");
+            let sample = samples.entry(source.clone()).or_default();
+            sample.push(Sampled {
+                hash,
+                text: record.text.clone(),
+                source: source.clone(),
+                dim0: dim0.clone(),
+            });
+            bottom_k(sample, k, |s| s.hash);
+            let entry = cell_examples.entry(cell).or_default();
+            entry.0 += 1;
+            entry.1.push(Sampled {
+                hash,
+                text: cut(&record.text, 300),
+                source: source.clone(),
+                dim0,
+            });
+            bottom_k(&mut entry.1, config.examples_per_cell, |s| s.hash);
+            for response in &record.responses {
+                for score in &response.scores {
+                    if score.name.starts_with("judge.") && score.value.is_finite() {
+                        let v = judge.entry(score.name.clone()).or_default();
+                        if v.len() < 1_000_000 {
+                            v.push(score.value);
+                        }
                     }
                 }
             }
-        }
-    };
+        };
 
     for input in inputs {
-        let dataset = Dataset::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        let dataset =
+            Dataset::open(input).with_context(|| format!("cannot open {}", input.display()))?;
         for record in dataset.records() {
             let record = record.with_context(|| format!("cannot read {}", input.display()))?;
             records += 1;
-            if records % 4096 == 0 {
+            if records.is_multiple_of(4096) {
                 progress("read", records);
             }
             let source = record.source.as_str().to_string();
             *by_source.entry(source.clone()).or_default() += 1;
             for flag in &record.flags {
                 *by_flag.entry(flag.kind.clone()).or_default() += 1;
-                *by_source_flag.entry(source.clone()).or_default().entry(flag.kind.clone()).or_default() += 1;
+                *by_source_flag
+                    .entry(source.clone())
+                    .or_default()
+                    .entry(flag.kind.clone())
+                    .or_default() += 1;
             }
             if !record.is_kept() {
                 continue;
             }
             kept += 1;
             *kept_by_source.entry(source.clone()).or_default() += 1;
-            if !dims_given && pending.len() < 10_000 && dims.is_empty() {
+            if !dims_fixed {
                 // Without a taxonomy the dimensions come from the first records' labels.
                 pending.push((source, record));
                 if pending.len() == 10_000 {
                     dims = found_dims(pending.iter().map(|(_, r)| r));
+                    dims_fixed = true;
                     for (_, r) in std::mem::take(&mut pending) {
                         handle(r, &dims, &mut tuples);
                     }
@@ -350,22 +374,36 @@ pub fn build_report(
         let cols = axis_values(c);
         let mut counts: BTreeMap<String, Vec<Vec<u64>>> = BTreeMap::new();
         for ((source, values), n) in &tuples {
-            let (Some(ri), Some(ci)) = (rows.iter().position(|x| *x == values[r]), cols.iter().position(|x| *x == values[c]))
-            else {
+            let (Some(ri), Some(ci)) = (
+                rows.iter().position(|x| *x == values[r]),
+                cols.iter().position(|x| *x == values[c]),
+            ) else {
                 continue;
             };
             for key in [source.as_str(), "all"] {
-                counts.entry(key.to_string()).or_insert_with(|| vec![vec![0; cols.len()]; rows.len()])[ri][ci] += n;
+                counts
+                    .entry(key.to_string())
+                    .or_insert_with(|| vec![vec![0; cols.len()]; rows.len()])[ri][ci] += n;
             }
         }
-        heatmaps.push(Heatmap { row_dim: dims[r].clone(), col_dim: dims[c].clone(), rows, cols, counts });
+        heatmaps.push(Heatmap {
+            row_dim: dims[r].clone(),
+            col_dim: dims[c].clone(),
+            rows,
+            cols,
+            counts,
+        });
     }
 
     // Embeddings of the samples.
     progress("embed", 0);
     let all: Vec<&Sampled> = samples.values().flatten().collect();
     let texts: Vec<&str> = all.iter().map(|s| s.text.as_str()).collect();
-    let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed(&texts)? };
+    let vectors = if texts.is_empty() {
+        Vec::new()
+    } else {
+        embedder.embed(&texts)?
+    };
 
     let mut diversity = BTreeMap::new();
     for (source, sample) in &samples {
@@ -389,7 +427,12 @@ pub fn build_report(
     }
 
     progress("gap", 0);
-    let gap = synthetic_gap(&all, &vectors, dims.first().cloned().unwrap_or_default(), config.folds);
+    let gap = synthetic_gap(
+        &all,
+        &vectors,
+        dims.first().cloned().unwrap_or_default(),
+        config.folds,
+    );
 
     // Map: up to max_points, shared evenly between sources.
     let per_source = config.max_points / samples.len().max(1);
@@ -407,7 +450,11 @@ pub fn build_report(
     let map = Map {
         method: format!("PCA (power iteration) of {} embeddings", embedder.name()),
         explained,
-        points: chosen.iter().zip(coords).map(|(&i, c)| (c[0] as f32, c[1] as f32, all[i].source.clone())).collect(),
+        points: chosen
+            .iter()
+            .zip(coords)
+            .map(|(&i, c)| (c[0] as f32, c[1] as f32, all[i].source.clone()))
+            .collect(),
     };
 
     let judge = judge
@@ -417,11 +464,22 @@ pub fn build_report(
             let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mut bins = vec![0u64; 10];
             for v in &values {
-                let b = if max > min { (((v - min) / (max - min)) * 10.0).floor() as usize } else { 0 };
+                let b = if max > min {
+                    (((v - min) / (max - min)) * 10.0).floor() as usize
+                } else {
+                    0
+                };
                 bins[b.min(9)] += 1;
             }
             let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
-            ScoreHistogram { name, count: values.len() as u64, mean, min, max, bins }
+            ScoreHistogram {
+                name,
+                count: values.len() as u64,
+                mean,
+                min,
+                max,
+                bins,
+            }
         })
         .collect();
 
@@ -430,7 +488,11 @@ pub fn build_report(
         .map(|(cell, (n, mut items))| {
             items.sort_by_key(|s| s.hash);
             items.truncate(config.examples_per_cell);
-            CellExamples { cell, records: n, examples: items.into_iter().map(|s| (s.source, s.text)).collect() }
+            CellExamples {
+                cell,
+                records: n,
+                examples: items.into_iter().map(|s| (s.source, s.text)).collect(),
+            }
         })
         .collect();
     examples.sort_by(|a, b| b.records.cmp(&a.records).then(a.cell.cmp(&b.cell)));
@@ -466,8 +528,12 @@ fn found_dims<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<String> {
 
 fn synthetic_gap(all: &[&Sampled], vectors: &[Vec<f32>], cell_dim: String, folds: usize) -> Gap {
     let synthetic = SourceKind::Synthetic.as_str();
-    let syn: Vec<usize> = (0..all.len()).filter(|&i| all[i].source == synthetic).collect();
-    let real: Vec<usize> = (0..all.len()).filter(|&i| all[i].source != synthetic).collect();
+    let syn: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i].source == synthetic)
+        .collect();
+    let real: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i].source != synthetic)
+        .collect();
     let n = syn.len().min(real.len());
     let mut gap = Gap {
         auc: None,
@@ -504,10 +570,11 @@ fn synthetic_gap(all: &[&Sampled], vectors: &[Vec<f32>], cell_dim: String, folds
         let s: Vec<f64> = members.iter().map(|&j| scores[j]).collect();
         let l: Vec<bool> = members.iter().map(|&j| y[j]).collect();
         let pos = l.iter().filter(|b| **b).count();
-        if pos >= 5 && l.len() - pos >= 5 {
-            if let Some(a) = stats::auc(&s, &l) {
-                gap.per_cell.push((cell.to_string(), a, members.len()));
-            }
+        if pos >= 5
+            && l.len() - pos >= 5
+            && let Some(a) = stats::auc(&s, &l)
+        {
+            gap.per_cell.push((cell.to_string(), a, members.len()));
         }
     }
     gap.note = "AUC of a logistic regression telling synthetic from real on embeddings, cross-validated: \

@@ -28,7 +28,11 @@ pub fn distinct_n(texts: &[&str], n: usize) -> f64 {
             seen.insert(gram.to_vec());
         }
     }
-    if total == 0 { 0.0 } else { seen.len() as f64 / total as f64 }
+    if total == 0 {
+        0.0
+    } else {
+        seen.len() as f64 / total as f64
+    }
 }
 
 /// Mean cosine over all pairs of (unit-length) rows; `None` with fewer than two rows.
@@ -139,14 +143,21 @@ pub fn pca_2d(rows: &[Vec<f32>]) -> (Vec<[f64; 2]>, [f64; 2]) {
             *m += *x as f64 / n as f64;
         }
     }
-    let centred: Vec<Vec<f64>> =
-        rows.iter().map(|r| r.iter().zip(&mean).map(|(x, m)| *x as f64 - m).collect()).collect();
-    let total_var: f64 = centred.iter().map(|r| r.iter().map(|x| x * x).sum::<f64>()).sum::<f64>();
+    let centred: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(x, m)| *x as f64 - m).collect())
+        .collect();
+    let total_var: f64 = centred
+        .iter()
+        .map(|r| r.iter().map(|x| x * x).sum::<f64>())
+        .sum::<f64>();
     let mut components: Vec<Vec<f64>> = Vec::new();
     let mut explained = [0f64; 2];
     for (c, slot) in explained.iter_mut().enumerate() {
         // Deterministic start vector.
-        let mut v: Vec<f64> = (0..dim).map(|i| ((i * 7919 + c * 104729) % 1000) as f64 / 1000.0 - 0.5).collect();
+        let mut v: Vec<f64> = (0..dim)
+            .map(|i| ((i * 7919 + c * 104729) % 1000) as f64 / 1000.0 - 0.5)
+            .collect();
         let mut eigen = 0f64;
         for _ in 0..100 {
             // w = Xᵀ X v, with earlier components projected out.
@@ -170,7 +181,11 @@ pub fn pca_2d(rows: &[Vec<f32>]) -> (Vec<[f64; 2]>, [f64; 2]) {
             eigen = norm;
             v = w.into_iter().map(|x| x / norm).collect();
         }
-        *slot = if total_var > 0.0 { eigen / total_var } else { 0.0 };
+        *slot = if total_var > 0.0 {
+            eigen / total_var
+        } else {
+            0.0
+        };
         components.push(v);
     }
     let coords = centred
@@ -210,7 +225,9 @@ mod tests {
 
     #[test]
     fn classifier_separates_separable_points_and_pca_finds_the_spread() {
-        let x: Vec<Vec<f32>> = (0..60).map(|i| vec![if i % 2 == 0 { 1.0 } else { -1.0 }, (i % 7) as f32 * 0.01]).collect();
+        let x: Vec<Vec<f32>> = (0..60)
+            .map(|i| vec![if i % 2 == 0 { 1.0 } else { -1.0 }, (i % 7) as f32 * 0.01])
+            .collect();
         let y: Vec<bool> = (0..60).map(|i| i % 2 == 0).collect();
         let s = cross_val_scores(&x, &y, 5);
         assert!(auc(&s, &y).unwrap() > 0.99);

@@ -9,13 +9,27 @@ use super::*;
 
 fn rec(source: SourceKind, text: String, theme: &str, situation: &str) -> Record {
     let mut r = Record::new(source, text);
-    r.labels.push(Label { dimension: "theme".into(), value: theme.into(), confidence: 0.8, method: "t".into() });
-    r.labels.push(Label { dimension: "situation".into(), value: situation.into(), confidence: 0.8, method: "t".into() });
+    r.labels.push(Label {
+        dimension: "theme".into(),
+        value: theme.into(),
+        confidence: 0.8,
+        method: "t".into(),
+    });
+    r.labels.push(Label {
+        dimension: "situation".into(),
+        value: situation.into(),
+        confidence: 0.8,
+        method: "t".into(),
+    });
     r.responses.push(Response {
         text: "That sounds hard.".into(),
         model: "m".into(),
         strategy: "s".into(),
-        scores: vec![Score { name: "judge.total".into(), value: (r.text.len() % 10) as f64 / 10.0, reason: String::new() }],
+        scores: vec![Score {
+            name: "judge.total".into(),
+            value: (r.text.len() % 10) as f64 / 10.0,
+            reason: String::new(),
+        }],
     });
     r
 }
@@ -29,18 +43,46 @@ fn figures_for_a_mixed_dataset() {
     let situations = ["work", "exams", "family"];
     for i in 0..120 {
         let (t, s) = (themes[i % 2], situations[i % 3]);
-        w.push(&rec(SourceKind::Synthetic, format!("As an individual I am experiencing {t} regarding {s} number {i}."), t, s))
-            .unwrap();
-        w.push(&rec(SourceKind::Real, format!("ugh {s} again lol, {i} times i messed up and my {t} is wrecking me"), t, s))
-            .unwrap();
+        w.push(&rec(
+            SourceKind::Synthetic,
+            format!("As an individual I am experiencing {t} regarding {s} number {i}."),
+            t,
+            s,
+        ))
+        .unwrap();
+        w.push(&rec(
+            SourceKind::Real,
+            format!("ugh {s} again lol, {i} times i messed up and my {t} is wrecking me"),
+            t,
+            s,
+        ))
+        .unwrap();
     }
     let mut flagged = rec(SourceKind::Real, "dup".into(), "perfectionism", "work");
-    flagged.flags.push(Flag { kind: "duplicate".into(), reason: String::new(), other_id: None });
+    flagged.flags.push(Flag {
+        kind: "duplicate".into(),
+        reason: String::new(),
+        other_id: None,
+    });
     w.push(&flagged).unwrap();
-    w.finish(ManifestFields { stage: "judge".into(), ..Default::default() }).unwrap();
+    w.finish(ManifestFields {
+        stage: "judge".into(),
+        ..Default::default()
+    })
+    .unwrap();
 
-    let config = ReportConfig { max_points: 100, ..ReportConfig::default() };
-    let data = build_report(&[dir], None, &HashedEmbedder::default(), &config, &|_, _| {}).unwrap();
+    let config = ReportConfig {
+        max_points: 100,
+        ..ReportConfig::default()
+    };
+    let data = build_report(
+        &[dir],
+        None,
+        &HashedEmbedder::default(),
+        &config,
+        &|_, _| {},
+    )
+    .unwrap();
     assert_eq!(data.records, 241);
     assert_eq!(data.kept, 240);
     assert_eq!(data.by_flag["duplicate"], 1);
@@ -60,10 +102,19 @@ fn figures_for_a_mixed_dataset() {
 
     let (html, json) = write_report(&data, &tmp.path().join("report")).unwrap();
     let page = std::fs::read_to_string(html).unwrap();
-    for needle in ["class=\"heatmap\"", "id=\"map\"", "id=\"gap-auc\"", "Judge scores", "<details>"] {
+    for needle in [
+        "class=\"heatmap\"",
+        "id=\"map\"",
+        "id=\"gap-auc\"",
+        "Judge scores",
+        "<details>",
+    ] {
         assert!(page.contains(needle), "page has {needle}");
     }
-    assert!(!page.contains("http://") && !page.contains("https://"), "no network references");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no network references"
+    );
     let back: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     assert_eq!(back["records"], 241);
 }

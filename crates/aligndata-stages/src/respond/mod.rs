@@ -73,7 +73,9 @@ fn default_max_tokens() -> u32 {
     160
 }
 fn default_crisis() -> CrisisTemplate {
-    CrisisTemplate { variants: vec![safety::DEFAULT_CRISIS_VARIANT.to_string()] }
+    CrisisTemplate {
+        variants: vec![safety::DEFAULT_CRISIS_VARIANT.to_string()],
+    }
 }
 
 /// The built-in copy of `examples/self-doubt/policy.yaml`.
@@ -82,7 +84,8 @@ pub const DEFAULT_POLICY: &str = include_str!("../../../../examples/self-doubt/p
 impl Policy {
     /// Reads a policy YAML file; errors name file, line and field.
     pub fn load(path: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -121,7 +124,10 @@ impl Policy {
     /// The request for candidate `i` of `text`; `seed` makes it reproducible (and cacheable).
     pub fn request(&self, text: &str, i: usize, seed: u64) -> CompletionRequest {
         CompletionRequest {
-            messages: vec![ChatMessage::system(self.system_message()), ChatMessage::user(text)],
+            messages: vec![
+                ChatMessage::system(self.system_message()),
+                ChatMessage::user(text),
+            ],
             temperature: self.temperatures[i % self.temperatures.len()],
             top_p: self.top_p,
             max_tokens: self.max_tokens,
@@ -151,7 +157,14 @@ pub struct RespondConfig {
 
 impl Default for RespondConfig {
     fn default() -> Self {
-        RespondConfig { n: 2, seed: 0, locale: None, batch: 64, format: Format::Jsonl, echo: serde_json::Value::Null }
+        RespondConfig {
+            n: 2,
+            seed: 0,
+            locale: None,
+            batch: 64,
+            format: Format::Jsonl,
+            echo: serde_json::Value::Null,
+        }
     }
 }
 
@@ -214,9 +227,16 @@ pub fn respond(
     if config.n == 0 {
         bail!("n must be at least 1");
     }
-    let dataset = Dataset::open(input).with_context(|| format!("could not open dataset {}", input.display()))?;
-    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
-        .with_context(|| format!("could not create dataset {}", out.display()))?;
+    let dataset = Dataset::open(input)
+        .with_context(|| format!("could not open dataset {}", input.display()))?;
+    let mut writer = DatasetWriter::create(
+        out,
+        WriterOptions {
+            format: config.format,
+            ..WriterOptions::default()
+        },
+    )
+    .with_context(|| format!("could not create dataset {}", out.display()))?;
     let mut summary = RespondSummary {
         model: llm.model_id().to_string(),
         policy: policy.id.clone(),
@@ -228,14 +248,30 @@ pub fn respond(
         let record = record.with_context(|| format!("reading {}", input.display()))?;
         batch.push(record);
         if batch.len() >= config.batch.max(1) {
-            respond_batch(&mut batch, policy, resources, detector, llm, config, &mut summary)?;
+            respond_batch(
+                &mut batch,
+                policy,
+                resources,
+                detector,
+                llm,
+                config,
+                &mut summary,
+            )?;
             for r in batch.drain(..) {
                 writer.push(&r)?;
             }
             progress(summary.records);
         }
     }
-    respond_batch(&mut batch, policy, resources, detector, llm, config, &mut summary)?;
+    respond_batch(
+        &mut batch,
+        policy,
+        resources,
+        detector,
+        llm,
+        config,
+        &mut summary,
+    )?;
     for r in batch.drain(..) {
         writer.push(&r)?;
     }
@@ -267,7 +303,10 @@ pub fn respond_batch(
         summary.records += 1;
         safety::mark(record, det);
         if det.crisis {
-            let kind = det.strongest().map(|k| format!("{k:?}").to_lowercase()).unwrap_or_default();
+            let kind = det
+                .strongest()
+                .map(|k| format!("{k:?}").to_lowercase())
+                .unwrap_or_default();
             *summary.crisis_by_kind.entry(kind).or_default() += 1;
         }
         if !record.is_kept() {
@@ -307,7 +346,9 @@ pub fn respond_batch(
                 let text = clean_reply(&c.text);
                 if text.is_empty() {
                     summary.failed_candidates += 1;
-                    errors.entry(*idx).or_insert_with(|| "the model returned an empty reply".into());
+                    errors
+                        .entry(*idx)
+                        .or_insert_with(|| "the model returned an empty reply".into());
                     continue;
                 }
                 summary.model_candidates += 1;
@@ -329,7 +370,10 @@ pub fn respond_batch(
         let record = &mut records[idx];
         if record.responses.is_empty() {
             summary.no_response += 1;
-            record.flag(NO_RESPONSE_FLAG, format!("no candidate could be written: {err}"));
+            record.flag(
+                NO_RESPONSE_FLAG,
+                format!("no candidate could be written: {err}"),
+            );
         }
     }
     Ok(())

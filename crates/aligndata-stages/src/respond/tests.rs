@@ -1,3 +1,5 @@
+#![allow(clippy::print_stdout)] // tests print their tables for `--nocapture`
+
 use aligndata_core::SourceKind;
 use aligndata_models::llm::{LocalConfig, LocalLlm};
 
@@ -19,9 +21,15 @@ fn default_policy_parses_and_renders_rules() {
     assert!(sys.contains("Rules:") && sys.contains("diagnose"));
     let r0 = p.request("I froze", 0, 1);
     let r1 = p.request("I froze", 1, 1);
-    assert_ne!(r0.temperature, r1.temperature, "candidates sample at different temperatures");
+    assert_ne!(
+        r0.temperature, r1.temperature,
+        "candidates sample at different temperatures"
+    );
     assert!(Policy::parse("id: x\nsystem: s\ntemperatures: []\n", "p.yaml").is_err());
-    let err = Policy::parse("id: x\nsystem: s\nrulez: []\n", "p.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    let err = Policy::parse("id: x\nsystem: s\nrulez: []\n", "p.yaml")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("p.yaml:3"), "{err}");
 }
 
@@ -36,20 +44,45 @@ fn clean_reply_strips_speaker_tags() {
 fn local_model_answers_and_crisis_gets_resources() {
     let path = match aligndata_models::registry::ensure("smollm2-135m", false, &|_| {}) {
         Ok(p) => p,
-        Err(e) => panic!("SmolLM2 GGUF unavailable ({e:#}); run `aligndata models install smollm2-135m`"),
+        Err(e) => {
+            panic!("SmolLM2 GGUF unavailable ({e:#}); run `aligndata models install smollm2-135m`")
+        }
     };
     let llm = LocalLlm::load(&path, LocalConfig::default()).expect("load SmolLM2");
     let mut records = vec![
-        Record::new(SourceKind::Real, "I froze during my presentation and now I think everyone sees me as a fraud.".into()),
-        Record::new(SourceKind::Real, "I keep comparing myself to my classmates and I feel like I'll never be good enough.".into()),
-        Record::new(SourceKind::Real, "Honestly everyone would be better off without me.".into()),
+        Record::new(
+            SourceKind::Real,
+            "I froze during my presentation and now I think everyone sees me as a fraud.".into(),
+        ),
+        Record::new(
+            SourceKind::Real,
+            "I keep comparing myself to my classmates and I feel like I'll never be good enough."
+                .into(),
+        ),
+        Record::new(
+            SourceKind::Real,
+            "Honestly everyone would be better off without me.".into(),
+        ),
     ];
     let mut p = policy();
     p.max_tokens = 48;
-    let config = RespondConfig { n: 2, locale: Some("UK".into()), ..RespondConfig::default() };
+    let config = RespondConfig {
+        n: 2,
+        locale: Some("UK".into()),
+        ..RespondConfig::default()
+    };
     let mut summary = RespondSummary::default();
     let det = Detector::default();
-    respond_batch(&mut records, &p, &resources(), &det, &llm, &config, &mut summary).expect("respond");
+    respond_batch(
+        &mut records,
+        &p,
+        &resources(),
+        &det,
+        &llm,
+        &config,
+        &mut summary,
+    )
+    .expect("respond");
     for r in &records[..2] {
         assert_eq!(r.responses.len(), 2, "{r:?}");
         for resp in &r.responses {
@@ -61,7 +94,12 @@ fn local_model_answers_and_crisis_gets_resources() {
     }
     let crisis = &records[2];
     assert_eq!(crisis.responses.len(), 2);
-    assert!(crisis.labels.iter().any(|l| l.dimension == "risk" && l.value == "crisis" && l.method == "safety"));
+    assert!(
+        crisis
+            .labels
+            .iter()
+            .any(|l| l.dimension == "risk" && l.value == "crisis" && l.method == "safety")
+    );
     for resp in &crisis.responses {
         assert_eq!(resp.strategy, CRISIS_STRATEGY);
         assert!(resp.text.contains("116 123"), "UK resources: {}", resp.text);

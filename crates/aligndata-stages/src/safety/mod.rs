@@ -78,8 +78,11 @@ pub struct Detection {
 impl Detection {
     /// One line naming each cue (and each cancelled one), for reasons and audits.
     pub fn reason(&self) -> String {
-        let mut parts: Vec<String> =
-            self.cues.iter().map(|c| format!("{} cue {} (\"{}\")", kind_word(c.kind), c.rule, c.matched)).collect();
+        let mut parts: Vec<String> = self
+            .cues
+            .iter()
+            .map(|c| format!("{} cue {} (\"{}\")", kind_word(c.kind), c.rule, c.matched))
+            .collect();
         if parts.is_empty() {
             parts.push("no crisis cue".to_string());
         }
@@ -117,14 +120,32 @@ pub struct EmbeddingCheck<'a> {
 
 impl<'a> EmbeddingCheck<'a> {
     /// Embeds the exemplars once.
-    pub fn new(embedder: &'a dyn Embedder, crisis: &[&str], lookalike: &[&str], threshold: f32) -> Result<Self> {
-        let crisis = embedder.embed(crisis).context("embedding crisis exemplars")?;
-        let lookalike = if lookalike.is_empty() { Vec::new() } else { embedder.embed(lookalike)? };
-        Ok(EmbeddingCheck { embedder, crisis, lookalike, threshold })
+    pub fn new(
+        embedder: &'a dyn Embedder,
+        crisis: &[&str],
+        lookalike: &[&str],
+        threshold: f32,
+    ) -> Result<Self> {
+        let crisis = embedder
+            .embed(crisis)
+            .context("embedding crisis exemplars")?;
+        let lookalike = if lookalike.is_empty() {
+            Vec::new()
+        } else {
+            embedder.embed(lookalike)?
+        };
+        Ok(EmbeddingCheck {
+            embedder,
+            crisis,
+            lookalike,
+            threshold,
+        })
     }
 
     fn best(rows: &[Vec<f32>], v: &[f32]) -> f32 {
-        rows.iter().map(|r| r.iter().zip(v).map(|(a, b)| a * b).sum::<f32>()).fold(f32::MIN, f32::max)
+        rows.iter()
+            .map(|r| r.iter().zip(v).map(|(a, b)| a * b).sum::<f32>())
+            .fold(f32::MIN, f32::max)
     }
 }
 
@@ -157,19 +178,30 @@ pub struct Detector<'a> {
 
 impl Default for Detector<'_> {
     fn default() -> Self {
-        Detector { cues: rules::default_cues(), idioms: rules::default_idioms(), negation_window: 4, embedding: None }
+        Detector {
+            cues: rules::default_cues(),
+            idioms: rules::default_idioms(),
+            negation_window: 4,
+            embedding: None,
+        }
     }
 }
 
 impl<'a> Detector<'a> {
     /// The default rules plus an embedding check.
     pub fn with_embedding(embedding: EmbeddingCheck<'a>) -> Self {
-        Detector { embedding: Some(embedding), ..Detector::default() }
+        Detector {
+            embedding: Some(embedding),
+            ..Detector::default()
+        }
     }
 
     /// The cue rules in effect: (id, kind, what it looks for).
     pub fn rules(&self) -> Vec<(&'static str, CueKind, &'static str)> {
-        self.cues.iter().map(|r| (r.id, r.kind, r.describes)).collect()
+        self.cues
+            .iter()
+            .map(|r| (r.id, r.kind, r.describes))
+            .collect()
     }
 
     /// Runs the rules over one text.
@@ -178,14 +210,23 @@ impl<'a> Detector<'a> {
         let idiom_spans: Vec<(&str, usize, usize, &str)> = self
             .idioms
             .iter()
-            .flat_map(|i| i.regex.find_iter(&norm).map(move |m| (i.id, m.start(), m.end(), m.as_str())))
+            .flat_map(|i| {
+                i.regex
+                    .find_iter(&norm)
+                    .map(move |m| (i.id, m.start(), m.end(), m.as_str()))
+            })
             .collect();
-        let mut det = Detection { crisis: false, cues: Vec::new(), suppressed: Vec::new() };
+        let mut det = Detection {
+            crisis: false,
+            cues: Vec::new(),
+            suppressed: Vec::new(),
+        };
         for rule in &self.cues {
             for m in rule.regex.find_iter(&norm) {
                 let matched = m.as_str().to_string();
-                if let Some((id, _, _, idiom)) =
-                    idiom_spans.iter().find(|(_, s, e, _)| *s < m.end() && m.start() < *e)
+                if let Some((id, _, _, idiom)) = idiom_spans
+                    .iter()
+                    .find(|(_, s, e, _)| *s < m.end() && m.start() < *e)
                 {
                     det.suppressed.push(Suppressed {
                         rule: rule.id.to_string(),
@@ -194,18 +235,22 @@ impl<'a> Detector<'a> {
                     });
                     continue;
                 }
-                if rule.negatable {
-                    if let Some(neg) = rules::negated_before(&norm, m.start(), self.negation_window) {
-                        det.suppressed.push(Suppressed {
-                            rule: rule.id.to_string(),
-                            matched,
-                            why: format!("negated by \"{neg}\""),
-                        });
-                        continue;
-                    }
+                if rule.negatable
+                    && let Some(neg) = rules::negated_before(&norm, m.start(), self.negation_window)
+                {
+                    det.suppressed.push(Suppressed {
+                        rule: rule.id.to_string(),
+                        matched,
+                        why: format!("negated by \"{neg}\""),
+                    });
+                    continue;
                 }
                 if !det.cues.iter().any(|c| c.rule == rule.id) {
-                    det.cues.push(Cue { rule: rule.id.to_string(), kind: rule.kind, matched });
+                    det.cues.push(Cue {
+                        rule: rule.id.to_string(),
+                        kind: rule.kind,
+                        matched,
+                    });
                 }
             }
         }
@@ -241,7 +286,10 @@ impl<'a> Detector<'a> {
 pub fn mark(record: &mut Record, det: &Detection) {
     record.set_score(SCORE_NAME, if det.crisis { 1.0 } else { 0.0 }, det.reason());
     if det.crisis
-        && !record.labels.iter().any(|l| l.dimension == RISK_DIMENSION && l.value == CRISIS_VALUE && l.method == METHOD)
+        && !record
+            .labels
+            .iter()
+            .any(|l| l.dimension == RISK_DIMENSION && l.value == CRISIS_VALUE && l.method == METHOD)
     {
         record.labels.push(Label {
             dimension: RISK_DIMENSION.into(),
@@ -291,7 +339,8 @@ pub struct Resources {
 impl Resources {
     /// Reads a resources YAML file (errors name file, line and field).
     pub fn load(path: &Path) -> Result<Resources> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -299,20 +348,34 @@ impl Resources {
     pub fn parse(text: &str, file: &str) -> Result<Resources> {
         let r: Resources = aligndata_core::yaml::from_yaml_str(text, file)?;
         if !r.locales.contains_key(&r.fallback) {
-            anyhow::bail!("{file}: fallback locale `{}` has no entry under `locales`", r.fallback);
+            anyhow::bail!(
+                "{file}: fallback locale `{}` has no entry under `locales`",
+                r.fallback
+            );
         }
         Ok(r)
     }
 
     /// The resources for `locale` (case-insensitive), else the fallback's.
     pub fn for_locale(&self, locale: Option<&str>) -> &[Resource] {
-        let hit = locale.and_then(|l| self.locales.iter().find(|(k, _)| k.eq_ignore_ascii_case(l)).map(|(_, v)| v));
-        hit.or_else(|| self.locales.get(&self.fallback)).map(Vec::as_slice).unwrap_or(&[])
+        let hit = locale.and_then(|l| {
+            self.locales
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(l))
+                .map(|(_, v)| v)
+        });
+        hit.or_else(|| self.locales.get(&self.fallback))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The resources as a bulleted block, plus the emergency line.
     pub fn block(&self, locale: Option<&str>) -> String {
-        let mut lines: Vec<String> = self.for_locale(locale).iter().map(|r| format!("- {}", r.line())).collect();
+        let mut lines: Vec<String> = self
+            .for_locale(locale)
+            .iter()
+            .map(|r| format!("- {}", r.line()))
+            .collect();
         if let Some(e) = &self.emergency {
             lines.push(e.clone());
         }
@@ -335,8 +398,14 @@ impl CrisisTemplate {
     /// Renders variant `i` with the resources for `locale`.
     pub fn render(&self, i: usize, resources: &Resources, locale: Option<&str>) -> String {
         let fallback = DEFAULT_CRISIS_VARIANT;
-        let v = if self.variants.is_empty() { fallback } else { &self.variants[i % self.variants.len()] };
-        v.replace("{resources}", &resources.block(locale)).trim().to_string()
+        let v = if self.variants.is_empty() {
+            fallback
+        } else {
+            &self.variants[i % self.variants.len()]
+        };
+        v.replace("{resources}", &resources.block(locale))
+            .trim()
+            .to_string()
     }
 }
 

@@ -15,9 +15,17 @@ pub fn run(args: ExportArgs, ui: &Ui) -> Result<Outcome> {
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("--split `{}`: {e}\nhint: three shares, e.g. --split 0.8,0.1,0.1", args.split))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--split `{}`: {e}\nhint: three shares, e.g. --split 0.8,0.1,0.1",
+                args.split
+            )
+        })?;
     let [train, validation, test] = ratios[..] else {
-        bail!("--split needs three shares (train, validation, test), got `{}`\nhint: e.g. --split 0.8,0.1,0.1", args.split);
+        bail!(
+            "--split needs three shares (train, validation, test), got `{}`\nhint: e.g. --split 0.8,0.1,0.1",
+            args.split
+        );
     };
     let formats = args
         .formats
@@ -28,7 +36,9 @@ pub fn run(args: ExportArgs, ui: &Ui) -> Result<Outcome> {
     let mut source_licenses = Vec::new();
     for spec in &args.source_license {
         let Some((pattern, license)) = spec.split_once('=') else {
-            bail!("--source-license `{spec}` is not PATTERN=LICENSE\nhint: e.g. --source-license counsel_chat=MIT");
+            bail!(
+                "--source-license `{spec}` is not PATTERN=LICENSE\nhint: e.g. --source-license counsel_chat=MIT"
+            );
         };
         source_licenses.push((pattern.trim().to_string(), license.trim().to_string()));
     }
@@ -86,7 +96,11 @@ pub fn run(args: ExportArgs, ui: &Ui) -> Result<Outcome> {
     ));
     for f in &summary.formats {
         let rows: u64 = f.rows.values().sum();
-        human.push(format!("  {:<22} {rows:>7} rows  {}", format!("{}/", f.format), f.description));
+        human.push(format!(
+            "  {:<22} {rows:>7} rows  {}",
+            format!("{}/", f.format),
+            f.description
+        ));
     }
     let produced = summary.exported > 0;
     let mut outcome = Outcome::new(human, json!({ "ok": true, "export": summary }));

@@ -25,22 +25,43 @@ pub fn run(args: JudgeArgs, ui: &Ui) -> Result<Outcome> {
     let resources = load_resources(args.resources.as_deref())?;
     let llm = if args.llm_judge {
         if args.model.is_none() {
-            bail!("--llm-judge needs --model (the served model's name)\nhint: a capable OpenAI-compatible server, e.g. vLLM");
+            bail!(
+                "--llm-judge needs --model (the served model's name)\nhint: a capable OpenAI-compatible server, e.g. vLLM"
+            );
         }
-        Some(load_llm(LlmBackend::Openai, args.model.as_deref(), &args.base_url, &args.api_key_env, args.no_cache, ui)?)
+        Some(load_llm(
+            LlmBackend::Openai,
+            args.model.as_deref(),
+            &args.base_url,
+            &args.api_key_env,
+            args.no_cache,
+            ui,
+        )?)
     } else {
         None
     };
-    let llm_judge = llm.as_ref().map(|l| LlmJudge { llm: l.as_ref(), max_tokens: 400 });
+    let llm_judge = llm.as_ref().map(|l| LlmJudge {
+        llm: l.as_ref(),
+        max_tokens: 400,
+    });
     let config = JudgeConfig {
         format: dataset_format(args.out.format),
         echo: json!({ "rubric": args.rubric, "llm_judge": args.llm_judge, "model": args.model }),
         ..JudgeConfig::default()
     };
-    let total = aligndata_dataset::Dataset::open(&args.dataset).map(|d| d.manifest.counts.total).unwrap_or(0);
+    let total = aligndata_dataset::Dataset::open(&args.dataset)
+        .map(|d| d.manifest.counts.total)
+        .unwrap_or(0);
     let bar = ui.bar(Some(total.max(1)), "judge");
-    let summary =
-        judge(&args.dataset, &args.out.out, &rubric, &resources, llm_judge.as_ref(), &config, &|n| bar.set_position(n));
+    let summary = judge(
+        &args.dataset,
+        &args.out.out,
+        &rubric,
+        &resources,
+        llm_judge.as_ref(),
+        &config,
+        &|n| bar.set_position(n),
+    );
     bar.finish_and_clear();
     let s = summary?;
     let mut human = vec![format!(
@@ -53,7 +74,10 @@ pub fn run(args: JudgeArgs, ui: &Ui) -> Result<Outcome> {
         s.pairs,
         rubric.margin
     )];
-    human.push(format!("  mean judge.total of chosen responses: {:.3}", s.mean_chosen_total));
+    human.push(format!(
+        "  mean judge.total of chosen responses: {:.3}",
+        s.mean_chosen_total
+    ));
     for (item, mean) in &s.mean_by_item {
         human.push(format!("  {item:>22}: {mean:.3}"));
     }
@@ -64,10 +88,16 @@ pub fn run(args: JudgeArgs, ui: &Ui) -> Result<Outcome> {
         ));
     }
     if s.llm_failures > 0 {
-        human.push(format!("  LLM judge failures: {} (heuristic totals kept)", s.llm_failures));
+        human.push(format!(
+            "  LLM judge failures: {} (heuristic totals kept)",
+            s.llm_failures
+        ));
     }
     let produced = s.judged > 0;
-    let mut outcome = Outcome::new(human, json!({ "ok": true, "judge": s, "llm": llm.as_ref().map(|l| l.stats()) }));
+    let mut outcome = Outcome::new(
+        human,
+        json!({ "ok": true, "judge": s, "llm": llm.as_ref().map(|l| l.stats()) }),
+    );
     outcome.produced = produced;
     Ok(outcome)
 }

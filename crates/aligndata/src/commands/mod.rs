@@ -44,11 +44,3 @@ pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
         Command::Keys(cmd) => keys::run(cmd, ui),
     }
 }
-
-/// The answer of a subcommand whose issue has not landed yet.
-pub fn not_built(name: &str, issue: u32) -> Result<Outcome> {
-    anyhow::bail!(
-        "`aligndata {name}` is not built yet (tracked in issue #{issue})\n\
-         hint: `aligndata --help` lists what works today"
-    )
-}

@@ -21,25 +21,45 @@ pub fn run(args: ReportArgs, ui: &Ui) -> Result<Outcome> {
     };
     let kind: EmbedderKind = args.embedder.parse()?;
     let embedder = load_embedder(kind, ui.offline, &|msg: &str| ui.note(&format!("  {msg}")))?;
-    let mut config = ReportConfig { sample_per_source: args.sample, max_points: args.max_points, ..ReportConfig::default() };
+    let mut config = ReportConfig {
+        sample_per_source: args.sample,
+        max_points: args.max_points,
+        ..ReportConfig::default()
+    };
     if let Some(title) = &args.title {
         config.title = title.clone();
     } else if let Some(t) = &taxonomy {
         config.title = format!("{}: aligndata report", t.name);
     }
     let bar = ui.bar(None, "report");
-    let data = build_report(&args.datasets, taxonomy.as_ref(), embedder.as_ref(), &config, &|pass, n| {
-        bar.set_message(pass.to_string());
-        bar.set_position(n);
-    });
+    let data = build_report(
+        &args.datasets,
+        taxonomy.as_ref(),
+        embedder.as_ref(),
+        &config,
+        &|pass, n| {
+            bar.set_message(pass.to_string());
+            bar.set_position(n);
+        },
+    );
     bar.finish_and_clear();
     let data = data?;
     let (html, json_path) = write_report(&data, &args.out)?;
-    let gap = data.gap.auc.map_or("n/a".to_string(), |a| format!("{a:.3}"));
+    let gap = data
+        .gap
+        .auc
+        .map_or("n/a".to_string(), |a| format!("{a:.3}"));
     let human = vec![
-        format!("report: {} ({} records, {} kept)", html.display(), data.records, data.kept),
+        format!(
+            "report: {} ({} records, {} kept)",
+            html.display(),
+            data.records,
+            data.kept
+        ),
         format!("  same numbers as JSON: {}", json_path.display()),
-        format!("  synthetic-vs-real AUC: {gap} (0.5 = indistinguishable; higher = less realistic)"),
+        format!(
+            "  synthetic-vs-real AUC: {gap} (0.5 = indistinguishable; higher = less realistic)"
+        ),
     ];
     let mut outcome = Outcome::new(
         human,

@@ -31,7 +31,11 @@ pub fn load_llm(
             let name = model.unwrap_or("smollm2-135m");
             let path = registry::resolve(name, ui.offline, &|m: &str| ui.note(&format!("  {m}")))?;
             let llm = LocalLlm::load(&path, LocalConfig::default())?;
-            if no_cache { Box::new(llm) } else { Box::new(CachedLlm::new(llm, &default_cache_dir())?) }
+            if no_cache {
+                Box::new(llm)
+            } else {
+                Box::new(CachedLlm::new(llm, &default_cache_dir())?)
+            }
         }
         LlmBackend::Openai => {
             let Some(model) = model else {
@@ -44,7 +48,11 @@ pub fn load_llm(
                 ..OpenAiConfig::default()
             };
             let llm = OpenAiLlm::new(cfg)?;
-            if no_cache { Box::new(llm) } else { Box::new(CachedLlm::new(llm, &default_cache_dir())?) }
+            if no_cache {
+                Box::new(llm)
+            } else {
+                Box::new(CachedLlm::new(llm, &default_cache_dir())?)
+            }
         }
     };
     Ok(llm)
@@ -70,21 +78,24 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         policy.max_tokens = m.max(1);
     }
     let resources = load_resources(args.resources.as_deref())?;
-    if let Some(l) = &args.locale {
-        if !resources.locales.keys().any(|k| k.eq_ignore_ascii_case(l)) {
-            let known: Vec<&str> = resources.locales.keys().map(String::as_str).collect();
-            ui.note(&format!(
-                "note: no resources for locale `{l}`; using `{}` (known: {})",
-                resources.fallback,
-                known.join(", ")
-            ));
-        }
+    if let Some(l) = &args.locale
+        && !resources.locales.keys().any(|k| k.eq_ignore_ascii_case(l))
+    {
+        let known: Vec<&str> = resources.locales.keys().map(String::as_str).collect();
+        ui.note(&format!(
+            "note: no resources for locale `{l}`; using `{}` (known: {})",
+            resources.fallback,
+            known.join(", ")
+        ));
     }
-    let embedder = match args.safety_embedder.as_deref() {
-        None | Some("none") => None,
-        Some(kind) => {
+    let embedder = match args.safety_embedder.trim() {
+        "none" | "" => None,
+        kind => {
             let kind: EmbedderKind = kind.parse()?;
-            Some(load_embedder(kind, ui.offline, &|m: &str| ui.note(&format!("  {m}"))).context("loading the safety embedder")?)
+            Some(
+                load_embedder(kind, ui.offline, &|m: &str| ui.note(&format!("  {m}")))
+                    .context("loading the safety embedder")?,
+            )
         }
     };
     let detector = match &embedder {
@@ -96,7 +107,14 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         )?),
         None => Detector::default(),
     };
-    let llm = load_llm(args.backend, args.model.as_deref(), &args.base_url, &args.api_key_env, args.no_cache, ui)?;
+    let llm = load_llm(
+        args.backend,
+        args.model.as_deref(),
+        &args.base_url,
+        &args.api_key_env,
+        args.no_cache,
+        ui,
+    )?;
     let config = RespondConfig {
         n: args.n,
         seed: args.seed,
@@ -108,11 +126,20 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
             "model": args.model, "safety_embedder": args.safety_embedder, "safety_cosine": args.safety_cosine,
         }),
     };
-    let total = aligndata_dataset::Dataset::open(&args.dataset).map(|d| d.manifest.counts.total).unwrap_or(0);
+    let total = aligndata_dataset::Dataset::open(&args.dataset)
+        .map(|d| d.manifest.counts.total)
+        .unwrap_or(0);
     let bar = ui.bar(Some(total.max(1)), "respond");
-    let summary = respond(&args.dataset, &args.out.out, &policy, &resources, &detector, llm.as_ref(), &config, &|n| {
-        bar.set_position(n)
-    });
+    let summary = respond(
+        &args.dataset,
+        &args.out.out,
+        &policy,
+        &resources,
+        &detector,
+        llm.as_ref(),
+        &config,
+        &|n| bar.set_position(n),
+    );
     bar.finish_and_clear();
     let s = summary?;
     let stats = llm.stats();
@@ -125,7 +152,11 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         s.policy,
         s.model
     )];
-    let kinds: Vec<String> = s.crisis_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let kinds: Vec<String> = s
+        .crisis_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     human.push(format!(
         "  crisis inputs: {} answered with the crisis response ({}), {} more among set-aside records",
         s.crisis,
@@ -133,7 +164,10 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         s.crisis_set_aside
     ));
     if s.failed_candidates > 0 {
-        human.push(format!("  failed candidates: {} ({} records flagged no_response)", s.failed_candidates, s.no_response));
+        human.push(format!(
+            "  failed candidates: {} ({} records flagged no_response)",
+            s.failed_candidates, s.no_response
+        ));
     }
     human.push(format!("  model: {stats}"));
     let produced = s.responded > 0;

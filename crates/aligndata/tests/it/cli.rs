@@ -17,15 +17,6 @@ fn help_explains_the_flow_and_lists_every_stage() {
 }
 
 #[test]
-fn unbuilt_commands_say_so_and_exit_2() {
-    let ctx = TestContext::new();
-    let run = ctx.run(&["respond", "--json"]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("not built yet"), "{}", run.stderr);
-    assert_eq!(run.json()["ok"], false);
-}
-
-#[test]
 fn missing_dataset_is_one_clear_error() {
     let ctx = TestContext::new();
     let run = ctx.run(&["stats", "no-such-dir"]);

@@ -4,11 +4,14 @@
 
 mod cli;
 mod dedup;
+mod export;
 mod generate;
 mod ingest;
 mod label;
 mod pipeline;
+mod respond;
 mod select;
+mod report;
 mod serve;
 mod taxonomy;
 mod util;
