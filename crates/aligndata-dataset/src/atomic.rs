@@ -11,8 +11,16 @@ use crate::DatasetError;
 /// Meant for small files (manifests, reports); the whole content is in memory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DatasetError> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    // Temp files are private (0600) by default; what we publish is an ordinary file that the
+    // user's other tools (a browser, a trainer under another account) can read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| DatasetError::io("create a temp file in", dir, e))?;
     tmp.write_all(bytes)
