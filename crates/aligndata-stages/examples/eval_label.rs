@@ -208,13 +208,11 @@ fn embed_cached(
     if let Ok(bytes) = std::fs::read(&path)
         && bytes.len() == texts.len() * dim * 4
     {
-        {
-            let floats: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            return Ok((floats.chunks(dim).map(<[f32]>::to_vec).collect(), 0.0));
-        }
+        let floats: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        return Ok((floats.chunks(dim).map(<[f32]>::to_vec).collect(), 0.0));
     }
     let start = Instant::now();
     let mut out = Vec::with_capacity(texts.len());

@@ -192,6 +192,15 @@ fn trained_classifier_learns_a_separable_toy_problem() {
     let (per, macro_f1) = f1_scores(3, &predicted, &ty);
     assert!(macro_f1 > 0.93, "macro-F1 {macro_f1}, per label {per:?}");
     assert!(model.heldout_f1.iter().all(|f| f.is_some()));
+    // At least one label: never empty, and equal to `predict` when that is not empty.
+    for x in tx.iter().take(200) {
+        let strict = model.predict(x);
+        let loose = model.predict_at_least_one(x);
+        assert!(!loose.is_empty());
+        if !strict.is_empty() {
+            assert_eq!(strict, loose);
+        }
+    }
 }
 
 #[test]

@@ -107,6 +107,14 @@ impl Policy {
         Ok(p)
     }
 
+    /// The sampling temperature of candidate `i` (0.7 when the list is empty).
+    pub fn temperature(&self, i: usize) -> f32 {
+        self.temperatures
+            .get(i % self.temperatures.len().max(1))
+            .copied()
+            .unwrap_or(0.7)
+    }
+
     /// The system message: prompt plus rules.
     pub fn system_message(&self) -> String {
         let mut s = self.system.trim().to_string();
@@ -128,7 +136,7 @@ impl Policy {
                 ChatMessage::system(self.system_message()),
                 ChatMessage::user(text),
             ],
-            temperature: self.temperatures[i % self.temperatures.len()],
+            temperature: self.temperature(i),
             top_p: self.top_p,
             max_tokens: self.max_tokens,
             seed,
@@ -352,7 +360,7 @@ pub fn respond_batch(
                     continue;
                 }
                 summary.model_candidates += 1;
-                let temp = policy.temperatures[i % policy.temperatures.len()];
+                let temp = policy.temperature(*i);
                 record.responses.push(Response {
                     text,
                     model: llm.model_id().to_string(),

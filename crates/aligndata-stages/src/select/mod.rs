@@ -164,10 +164,10 @@ impl SelectConfig {
                 self.outlier.percentile
             );
         }
-        if let Some(t) = self.outlier.threshold {
-            if !t.is_finite() {
-                bail!("the outlier threshold must be a number, got {t}");
-            }
+        if let Some(t) = self.outlier.threshold
+            && !t.is_finite()
+        {
+            bail!("the outlier threshold must be a number, got {t}");
         }
         if !(0.0..=1.0).contains(&self.diverse.tradeoff) {
             bail!(
@@ -468,10 +468,11 @@ pub fn decide(
         .filter(|c| c.cell != UNLABELLED && !summary.short_cells.contains(&c.cell))
         .map(|c| c.selected)
         .collect();
-    if let (Some(max), Some(min)) = (full.iter().max(), full.iter().min()) {
-        if *min > 0 && config.quota == QuotaMode::Balanced {
-            summary.balance_ratio = Some(*max as f64 / *min as f64);
-        }
+    if let (Some(max), Some(min)) = (full.iter().max(), full.iter().min())
+        && *min > 0
+        && config.quota == QuotaMode::Balanced
+    {
+        summary.balance_ratio = Some(*max as f64 / *min as f64);
     }
 
     // Coverage per dimension and value.
@@ -613,7 +614,7 @@ pub fn select(
             }
         }
         records += 1;
-        if records % 4096 == 0 {
+        if records.is_multiple_of(4096) {
             progress("embed", records);
         }
     }
@@ -714,7 +715,7 @@ pub fn select(
             summary.written += 1;
         }
         pos += 1;
-        if pos % 4096 == 0 {
+        if pos.is_multiple_of(4096) {
             progress("write", pos);
         }
     }
