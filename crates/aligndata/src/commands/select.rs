@@ -136,6 +136,27 @@ pub fn run(args: SelectArgs, ui: &Ui) -> Result<Outcome> {
             summary.cells.len() - 12
         ));
     }
+    let mut dims: Vec<&str> = Vec::new();
+    for v in &summary.coverage {
+        if !dims.contains(&v.dimension.as_str()) {
+            dims.push(&v.dimension);
+        }
+    }
+    let per_dim: Vec<String> = dims
+        .iter()
+        .map(|d| {
+            let values = summary.coverage.iter().filter(|v| v.dimension == *d);
+            let present = values.clone().filter(|v| v.available > 0).count();
+            let covered = values.filter(|v| v.selected > 0).count();
+            format!("{d} {covered}/{present}")
+        })
+        .collect();
+    if !per_dim.is_empty() {
+        human.push(format!(
+            "  values covered (selected/present): {}",
+            per_dim.join(", ")
+        ));
+    }
     if !summary.values_missing_from_selection.is_empty() {
         human.push(format!(
             "  values present but not selected: {}",
