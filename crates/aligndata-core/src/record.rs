@@ -184,7 +184,11 @@ impl Record {
         if self.flags.iter().any(|f| f.kind == kind) {
             return;
         }
-        self.flags.push(Flag { kind: kind.to_string(), reason, other_id: None });
+        self.flags.push(Flag {
+            kind: kind.to_string(),
+            reason,
+            other_id: None,
+        });
     }
 
     /// Sets (or replaces) a named score.
@@ -194,7 +198,11 @@ impl Record {
                 score.value = value;
                 score.reason = reason;
             }
-            None => self.scores.push(Score { name: name.to_string(), value, reason }),
+            None => self.scores.push(Score {
+                name: name.to_string(),
+                value,
+                reason,
+            }),
         }
     }
 

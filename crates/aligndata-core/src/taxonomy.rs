@@ -1776,7 +1776,10 @@ mod tests {
         let error =
             Taxonomy::load(Path::new("no/such/taxonomy.yaml")).expect_err("file is missing");
         // The reason is the error's source, so an error chain prints it exactly once.
-        assert_eq!(error.to_string(), "could not read taxonomy file no/such/taxonomy.yaml");
+        assert_eq!(
+            error.to_string(),
+            "could not read taxonomy file no/such/taxonomy.yaml"
+        );
         let reason = std::error::Error::source(&error).expect("the io error is the source");
         assert!(reason.to_string().contains("No such file"), "{reason}");
         assert!(error.problems().is_empty());

@@ -54,12 +54,25 @@ pub fn from_yaml_str<T: DeserializeOwned>(source: &str, file: &str) -> Result<T,
                 None => break positions.get("").copied().unwrap_or((1, 1)),
             }
         };
-        ConfigError { file: file.to_string(), line, column, field, message: err.into_inner().to_string() }
+        ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            field,
+            message: err.into_inner().to_string(),
+        }
     })
 }
 
-fn to_json(node: &MarkedYaml<'_>, path: String, positions: &mut HashMap<String, (usize, usize)>) -> Value {
-    positions.insert(path.clone(), (node.span.start.line(), node.span.start.col() + 1));
+fn to_json(
+    node: &MarkedYaml<'_>,
+    path: String,
+    positions: &mut HashMap<String, (usize, usize)>,
+) -> Value {
+    positions.insert(
+        path.clone(),
+        (node.span.start.line(), node.span.start.col() + 1),
+    );
     match &node.data {
         YamlData::Value(scalar) => scalar_to_json(scalar),
         YamlData::Representation(text, _, _) => Value::String(text.to_string()),
@@ -78,8 +91,15 @@ fn to_json(node: &MarkedYaml<'_>, path: String, positions: &mut HashMap<String, 
                     YamlData::Value(other) => scalar_to_json(other).to_string(),
                     _ => String::from("?"),
                 };
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                positions.insert(child.clone(), (value.span.start.line(), value.span.start.col() + 1));
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                positions.insert(
+                    child.clone(),
+                    (value.span.start.line(), value.span.start.col() + 1),
+                );
                 out.insert(key, to_json(value, child, positions));
             }
             Value::Object(out)
@@ -132,7 +152,11 @@ mod tests {
     fn wrong_type_is_located() {
         let src = "name: x\nsteps:\n  - count: many\n";
         let err = from_yaml_str::<Config>(src, "p.yaml").unwrap_err();
-        assert_eq!((err.line, err.field.as_str()), (3, "steps[0].count"), "{err}");
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (3, "steps[0].count"),
+            "{err}"
+        );
     }
 
     #[test]

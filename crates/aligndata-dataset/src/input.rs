@@ -446,17 +446,17 @@ impl CsvInput {
             (1..=headers.len()).map(|i| i.to_string()).collect()
         } else {
             headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let h = if i == 0 {
-                    h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
-                } else {
-                    h
-                };
-                String::from_utf8_lossy(h).trim().to_string()
-            })
-            .collect()
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let h = if i == 0 {
+                        h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+                    } else {
+                        h
+                    };
+                    String::from_utf8_lossy(h).trim().to_string()
+                })
+                .collect()
         };
         let find = |column: &str| {
             names

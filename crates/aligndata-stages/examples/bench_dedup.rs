@@ -84,11 +84,17 @@ impl Rng {
 }
 
 fn perturb(text: &str, rng: &mut Rng) -> String {
-    const WORDS: [&str; 8] = ["really", "honestly", "today", "again", "lol", "though", "still", "now"];
+    const WORDS: [&str; 8] = [
+        "really", "honestly", "today", "again", "lol", "though", "still", "now",
+    ];
     let mut words: Vec<&str> = text.split_whitespace().collect();
     match rng.below(4) {
         0 => {
-            let mut t = if rng.below(2) == 0 { text.to_uppercase() } else { text.to_lowercase() };
+            let mut t = if rng.below(2) == 0 {
+                text.to_uppercase()
+            } else {
+                text.to_lowercase()
+            };
             t.push_str("!!");
             return t;
         }
@@ -117,7 +123,8 @@ fn peak_rss_mb() -> f64 {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let raw = std::fs::read_to_string(&args.input).with_context(|| format!("read {}", args.input))?;
+    let raw =
+        std::fs::read_to_string(&args.input).with_context(|| format!("read {}", args.input))?;
     let base: Vec<String> = raw
         .lines()
         .filter_map(|l| l.split('\t').nth(args.column - 1))

@@ -72,7 +72,11 @@ pub fn distinct_n(texts: &[&str], n: usize) -> f64 {
             seen.insert(gram.to_vec());
         }
     }
-    if total == 0 { 0.0 } else { seen.len() as f64 / total as f64 }
+    if total == 0 {
+        0.0
+    } else {
+        seen.len() as f64 / total as f64
+    }
 }
 
 fn splitmix(state: &mut u64) -> u64 {
@@ -135,7 +139,9 @@ pub fn vendi_score(embeddings: &[Vec<f32>], seed: u64) -> Option<f64> {
     let k = d.min(MAX_VENDI_DIM);
     let projection: Option<Vec<Vec<f64>>> = (d > k).then(|| {
         let mut state = seed ^ 0x5eed;
-        (0..k).map(|_| (0..d).map(|_| gaussian(&mut state)).collect()).collect()
+        (0..k)
+            .map(|_| (0..d).map(|_| gaussian(&mut state)).collect())
+            .collect()
     });
     let mut cov = vec![0.0f64; k * k];
     let mut row = vec![0.0f64; k];
@@ -190,7 +196,10 @@ pub fn vendi_score(embeddings: &[Vec<f32>], seed: u64) -> Option<f64> {
 /// Eigenvalues of a symmetric k×k matrix (row-major, overwritten) by cyclic Jacobi rotations.
 fn jacobi_eigenvalues(a: &mut [f64], k: usize) -> Vec<f64> {
     for _sweep in 0..50 {
-        let off: f64 = (0..k).flat_map(|p| (0..k).filter(move |&q| q != p).map(move |q| (p, q))).map(|(p, q)| a[p * k + q].powi(2)).sum();
+        let off: f64 = (0..k)
+            .flat_map(|p| (0..k).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| a[p * k + q].powi(2))
+            .sum();
         if off < 1e-22 {
             break;
         }
@@ -236,7 +245,11 @@ pub fn figures(texts: &[&str], embeddings: Option<&[Vec<f32>]>, seed: u64) -> Di
 }
 
 /// Overall and per-cell figures. `items` are (cell key, text); `embeddings` align with them.
-pub fn report(items: &[(String, String)], embeddings: Option<&[Vec<f32>]>, seed: u64) -> DiversityReport {
+pub fn report(
+    items: &[(String, String)],
+    embeddings: Option<&[Vec<f32>]>,
+    seed: u64,
+) -> DiversityReport {
     let texts: Vec<&str> = items.iter().map(|(_, t)| t.as_str()).collect();
     let overall = figures(&texts, embeddings, seed);
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -249,26 +262,41 @@ pub fn report(items: &[(String, String)], embeddings: Option<&[Vec<f32>]>, seed:
             continue;
         }
         let t: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
-        let e: Option<Vec<Vec<f32>>> = embeddings.map(|e| idx.iter().map(|&i| e[i].clone()).collect());
+        let e: Option<Vec<Vec<f32>>> =
+            embeddings.map(|e| idx.iter().map(|&i| e[i].clone()).collect());
         per_cell.insert(cell.to_string(), figures(&t, e.as_deref(), seed));
     }
     let m = per_cell.len();
     let mean = |f: &dyn Fn(&DiversityFigures) -> f64| {
-        if m == 0 { 0.0 } else { per_cell.values().map(f).sum::<f64>() / m as f64 }
+        if m == 0 {
+            0.0
+        } else {
+            per_cell.values().map(f).sum::<f64>() / m as f64
+        }
     };
     let mean_opt = |f: &dyn Fn(&DiversityFigures) -> Option<f64>| {
         let v: Vec<f64> = per_cell.values().filter_map(f).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let per_cell_mean = DiversityFigures {
-        n: per_cell.values().map(|f| f.n).sum::<usize>().checked_div(m).unwrap_or(0),
+        n: per_cell
+            .values()
+            .map(|f| f.n)
+            .sum::<usize>()
+            .checked_div(m)
+            .unwrap_or(0),
         distinct_1: mean(&|f| f.distinct_1),
         distinct_2: mean(&|f| f.distinct_2),
         distinct_3: mean(&|f| f.distinct_3),
         mean_pairwise_similarity: mean_opt(&|f| f.mean_pairwise_similarity),
         vendi: mean_opt(&|f| f.vendi),
     };
-    DiversityReport { overall, per_cell_mean, cells_measured: m, per_cell }
+    DiversityReport {
+        overall,
+        per_cell_mean,
+        cells_measured: m,
+        per_cell,
+    }
 }
 
 impl DiversityFigures {
@@ -308,10 +336,14 @@ mod tests {
     fn vendi_bounds() {
         let same = vec![unit(vec![1.0, 2.0, 3.0]); 10];
         assert!((vendi_score(&same, 0).expect("v") - 1.0).abs() < 1e-6);
-        let ortho: Vec<Vec<f32>> = (0..4).map(|i| (0..4).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect();
+        let ortho: Vec<Vec<f32>> = (0..4)
+            .map(|i| (0..4).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+            .collect();
         assert!((vendi_score(&ortho, 0).expect("v") - 4.0).abs() < 1e-6);
         // Projection path keeps it close for high-dimensional orthogonal vectors.
-        let big: Vec<Vec<f32>> = (0..20).map(|i| (0..300).map(|j| if j == i { 1.0 } else { 0.0 }).collect()).collect();
+        let big: Vec<Vec<f32>> = (0..20)
+            .map(|i| (0..300).map(|j| if j == i { 1.0 } else { 0.0 }).collect())
+            .collect();
         let v = vendi_score(&big, 3).expect("v");
         assert!(v > 14.0 && v <= 20.0 + 1e-6, "{v}");
         assert!((mean_pairwise_similarity(&same, 0).expect("m") - 1.0).abs() < 1e-6);

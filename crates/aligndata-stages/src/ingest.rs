@@ -91,13 +91,26 @@ fn prepare(raw: &RawRow, config: &IngestConfig) -> (Record, CleanCounts, PiiCoun
 
 /// Runs ingest into `out`. `progress` is called with the number of rows handled so far.
 pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Result<IngestSummary> {
-    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
-        .with_context(|| format!("could not create dataset {}", out.display()))?;
-    let mut summary = IngestSummary { out: out.to_path_buf(), ..IngestSummary::default() };
+    let mut writer = DatasetWriter::create(
+        out,
+        WriterOptions {
+            format: config.format,
+            ..WriterOptions::default()
+        },
+    )
+    .with_context(|| format!("could not create dataset {}", out.display()))?;
+    let mut summary = IngestSummary {
+        out: out.to_path_buf(),
+        ..IngestSummary::default()
+    };
     let mut handled = 0u64;
     for input in &config.inputs {
         let rows = read_input(input, &config.spec)?;
-        let mut file_summary = FileSummary { file: input.clone(), records: 0, quarantined: 0 };
+        let mut file_summary = FileSummary {
+            file: input.clone(),
+            records: 0,
+            quarantined: 0,
+        };
         // Rows are cleaned and scrubbed in parallel chunks, then written in input order, so the
         // output does not depend on the number of threads.
         let mut chunk: Vec<InputRow> = Vec::with_capacity(CHUNK_ROWS);
@@ -130,7 +143,13 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
                                 bad.reason
                             );
                         }
-                        let kind = bad.reason.split(':').next().unwrap_or("").trim().to_string();
+                        let kind = bad
+                            .reason
+                            .split(':')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
                         *summary.quarantine_reasons.entry(kind).or_default() += 1;
                         writer.quarantine(QuarantineEntry::from(bad.clone()))?;
                         file_summary.quarantined += 1;
@@ -189,7 +208,9 @@ pub fn config_json(config: &IngestConfig) -> serde_json::Value {
 /// True when `out` holds a finished ingest of exactly this config and these input files.
 pub fn is_up_to_date(config: &IngestConfig, out: &Path) -> bool {
     match aligndata_dataset::Dataset::open(out) {
-        Ok(dataset) => dataset.manifest.stage == "ingest" && dataset.manifest.config == config_json(config),
+        Ok(dataset) => {
+            dataset.manifest.stage == "ingest" && dataset.manifest.config == config_json(config)
+        }
         Err(_) => false,
     }
 }

@@ -15,7 +15,7 @@ pub mod label;
 pub mod pii;
 pub mod pipeline;
 pub mod plan;
-pub mod respond;
 pub mod report;
+pub mod respond;
 pub mod safety;
 pub mod select;

@@ -92,10 +92,14 @@ impl Step {
     pub fn name(&self) -> String {
         match self {
             Step::Ingest(ingest) => ingest.name.clone(),
-            Step::Generate(s) | Step::Label(s) | Step::Dedup(s) | Step::Select(s)
-            | Step::Respond(s) | Step::Judge(s) | Step::Export(s) | Step::Report(s) => {
-                s.name.clone().unwrap_or_else(|| self.kind().to_string())
-            }
+            Step::Generate(s)
+            | Step::Label(s)
+            | Step::Dedup(s)
+            | Step::Select(s)
+            | Step::Respond(s)
+            | Step::Judge(s)
+            | Step::Export(s)
+            | Step::Report(s) => s.name.clone().unwrap_or_else(|| self.kind().to_string()),
         }
     }
 
@@ -103,8 +107,14 @@ impl Step {
     pub fn stage(&self) -> Option<&StageStep> {
         match self {
             Step::Ingest(_) => None,
-            Step::Generate(s) | Step::Label(s) | Step::Dedup(s) | Step::Select(s)
-            | Step::Respond(s) | Step::Judge(s) | Step::Export(s) | Step::Report(s) => Some(s),
+            Step::Generate(s)
+            | Step::Label(s)
+            | Step::Dedup(s)
+            | Step::Select(s)
+            | Step::Respond(s)
+            | Step::Judge(s)
+            | Step::Export(s)
+            | Step::Report(s) => Some(s),
         }
     }
 }
@@ -175,7 +185,8 @@ fn join_lexically(base: &Path, path: &Path) -> PathBuf {
         match component {
             Component::CurDir => {}
             Component::ParentDir => {
-                let last_is_normal = matches!(out.components().next_back(), Some(Component::Normal(_)));
+                let last_is_normal =
+                    matches!(out.components().next_back(), Some(Component::Normal(_)));
                 if last_is_normal {
                     out.pop();
                 } else {
@@ -185,7 +196,11 @@ fn join_lexically(base: &Path, path: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -195,12 +210,21 @@ mod tests {
     #[test]
     fn paths_are_folded_relative_to_the_pipeline_file() {
         let base = Path::new("examples/self-doubt");
-        assert_eq!(join_lexically(base, Path::new("../../out/x")), PathBuf::from("out/x"));
+        assert_eq!(
+            join_lexically(base, Path::new("../../out/x")),
+            PathBuf::from("out/x")
+        );
         assert_eq!(
             join_lexically(base, Path::new("../../../shared/a.csv")),
             PathBuf::from("../shared/a.csv")
         );
-        assert_eq!(join_lexically(Path::new(""), Path::new("t.yaml")), PathBuf::from("t.yaml"));
-        assert_eq!(join_lexically(Path::new("/a/b"), Path::new("/abs")), PathBuf::from("/abs"));
+        assert_eq!(
+            join_lexically(Path::new(""), Path::new("t.yaml")),
+            PathBuf::from("t.yaml")
+        );
+        assert_eq!(
+            join_lexically(Path::new("/a/b"), Path::new("/abs")),
+            PathBuf::from("/abs")
+        );
     }
 }

@@ -86,10 +86,14 @@ pub struct Plan {
 pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
     let grid = taxonomy.allowed_cell_count();
     if grid == 0 {
-        bail!("the taxonomy has no allowed cells\nhint: check its exclusions with `aligndata taxonomy show`");
+        bail!(
+            "the taxonomy has no allowed cells\nhint: check its exclusions with `aligndata taxonomy show`"
+        );
     }
     if grid > MAX_GRID {
-        bail!("the taxonomy has {grid} allowed cells, more than a plan enumerates ({MAX_GRID})\nhint: add exclusions or merge values");
+        bail!(
+            "the taxonomy has {grid} allowed cells, more than a plan enumerates ({MAX_GRID})\nhint: add exclusions or merge values"
+        );
     }
     let cells: Vec<Cell> = taxonomy.allowed_cells().collect();
     let index: HashMap<&Cell, usize> = cells.iter().enumerate().map(|(i, c)| (c, i)).collect();
@@ -112,7 +116,10 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
         explicit_total = explicit_total.saturating_add(*n);
     }
     if explicit_total > config.count {
-        bail!("explicit --cell counts sum to {explicit_total}, more than the total {}\nhint: raise --count", config.count);
+        bail!(
+            "explicit --cell counts sum to {explicit_total}, more than the total {}\nhint: raise --count",
+            config.count
+        );
     }
     let rest = config.count - explicit_total;
     let free: Vec<usize> = (0..cells.len()).filter(|&i| !explicit[i]).collect();
@@ -121,12 +128,24 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
     let sampled = (rest as usize) < free.len() && rest > 0;
     if rest > 0 && !free.is_empty() {
         if sampled {
-            for i in greedy_cover(taxonomy, &cells, &free, &explicit, rest as usize, &weights, config) {
+            for i in greedy_cover(
+                taxonomy,
+                &cells,
+                &free,
+                &explicit,
+                rest as usize,
+                &weights,
+                config,
+            ) {
                 quotas[i] += 1;
             }
         } else {
             let n = free.len() as u64;
-            let (base, extra) = if config.proportional { (1, rest - n) } else { (rest / n, rest % n) };
+            let (base, extra) = if config.proportional {
+                (1, rest - n)
+            } else {
+                (rest / n, rest % n)
+            };
             let shares: Vec<f64> = if config.proportional {
                 free.iter().map(|&i| weights[i]).collect()
             } else {
@@ -139,7 +158,11 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
         }
     }
 
-    let mut covered: Vec<Vec<bool>> = taxonomy.dimensions.iter().map(|d| vec![false; d.values.len()]).collect();
+    let mut covered: Vec<Vec<bool>> = taxonomy
+        .dimensions
+        .iter()
+        .map(|d| vec![false; d.values.len()])
+        .collect();
     let mut planned = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         if quotas[i] == 0 {
@@ -148,7 +171,12 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
         for (d, &v) in cell.0.iter().enumerate() {
             covered[d][v] = true;
         }
-        planned.push(PlanCell { cell: taxonomy.cell_key(cell), quota: quotas[i], weight: weights[i], explicit: explicit[i] });
+        planned.push(PlanCell {
+            cell: taxonomy.cell_key(cell),
+            quota: quotas[i],
+            weight: weights[i],
+            explicit: explicit[i],
+        });
     }
     let mut uncovered_values = Vec::new();
     for (d, dim) in taxonomy.dimensions.iter().enumerate() {
@@ -161,7 +189,12 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
     Ok(Plan {
         taxonomy: taxonomy.name.clone(),
         total: planned.iter().map(|c| c.quota).sum(),
-        mode: if config.proportional { "proportional" } else { "even" }.to_string(),
+        mode: if config.proportional {
+            "proportional"
+        } else {
+            "even"
+        }
+        .to_string(),
         seed: config.seed,
         grid_cells: grid,
         sampled,
@@ -171,7 +204,10 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
 }
 
 fn example_key(taxonomy: &Taxonomy, cells: &[Cell]) -> String {
-    cells.first().map(|c| taxonomy.cell_key(c)).unwrap_or_default()
+    cells
+        .first()
+        .map(|c| taxonomy.cell_key(c))
+        .unwrap_or_default()
 }
 
 /// Splits `extra` units over `shares` by largest remainder; ties go by a seeded hash so no
@@ -212,7 +248,11 @@ fn greedy_cover(
     config: &PlanConfig,
 ) -> Vec<usize> {
     let dims = taxonomy.dimensions.len();
-    let mut value_seen: Vec<Vec<u64>> = taxonomy.dimensions.iter().map(|d| vec![0; d.values.len()]).collect();
+    let mut value_seen: Vec<Vec<u64>> = taxonomy
+        .dimensions
+        .iter()
+        .map(|d| vec![0; d.values.len()])
+        .collect();
     let mut pair_seen: HashMap<(usize, usize, usize, usize), u64> = HashMap::new();
     let mark = |cell: &Cell, value_seen: &mut Vec<Vec<u64>>, pair_seen: &mut HashMap<_, u64>| {
         for a in 0..dims {
@@ -227,7 +267,11 @@ fn greedy_cover(
             mark(cell, &mut value_seen, &mut pair_seen);
         }
     }
-    let max_w = free.iter().map(|&i| weights[i]).fold(0.0f64, f64::max).max(f64::MIN_POSITIVE);
+    let max_w = free
+        .iter()
+        .map(|&i| weights[i])
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
     let mut taken = vec![false; cells.len()];
     let mut picked = Vec::with_capacity(budget);
     for _ in 0..budget {
@@ -247,7 +291,10 @@ fn greedy_cover(
                 }
                 value_score += 1.0 / (1.0 + seen as f64);
                 for b in a + 1..dims {
-                    let n = pair_seen.get(&(a, cell.0[a], b, cell.0[b])).copied().unwrap_or(0);
+                    let n = pair_seen
+                        .get(&(a, cell.0[a], b, cell.0[b]))
+                        .copied()
+                        .unwrap_or(0);
                     pair_score += 1.0 / (1.0 + n as f64);
                 }
             }
@@ -275,8 +322,10 @@ fn greedy_cover(
 impl Plan {
     /// Reads a `plan.json`.
     pub fn load(path: &Path) -> Result<Plan> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read plan {}", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a plan.json", path.display()))
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read plan {}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a plan.json", path.display()))
     }
 
     /// Writes it atomically as pretty JSON.
@@ -292,11 +341,17 @@ impl Plan {
     pub fn resolve(&self, taxonomy: &Taxonomy) -> Result<Vec<(Cell, u64)>> {
         let mut out = Vec::with_capacity(self.cells.len());
         for c in &self.cells {
-            let cell = taxonomy
-                .parse_cell_key(&c.cell)
-                .with_context(|| format!("plan cell {} is not a cell of taxonomy {}", c.cell, taxonomy.name))?;
+            let cell = taxonomy.parse_cell_key(&c.cell).with_context(|| {
+                format!(
+                    "plan cell {} is not a cell of taxonomy {}",
+                    c.cell, taxonomy.name
+                )
+            })?;
             if !taxonomy.is_allowed(&cell) {
-                bail!("plan cell {} is excluded by the taxonomy's rules\nhint: rebuild the plan with `aligndata plan`", c.cell);
+                bail!(
+                    "plan cell {} is excluded by the taxonomy's rules\nhint: rebuild the plan with `aligndata plan`",
+                    c.cell
+                );
             }
             out.push((cell, c.quota));
         }
@@ -332,7 +387,11 @@ impl Plan {
             self.cells.len(),
             self.grid_cells,
             self.mode,
-            if self.sampled { ", cells sampled to cover every value" } else { "" }
+            if self.sampled {
+                ", cells sampled to cover every value"
+            } else {
+                ""
+            }
         )];
         let quotas: Vec<u64> = self.cells.iter().map(|c| c.quota).collect();
         if let (Some(min), Some(max)) = (quotas.iter().min(), quotas.iter().max()) {
@@ -357,7 +416,8 @@ mod tests {
     use super::*;
 
     fn taxonomy() -> Taxonomy {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/self-doubt/taxonomy.yaml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/self-doubt/taxonomy.yaml");
         Taxonomy::load(&path).expect("example taxonomy")
     }
 
@@ -366,8 +426,19 @@ mod tests {
         let t = taxonomy();
         for proportional in [false, true] {
             for count in [5u64, 200, 1919, 5000] {
-                let plan = build_plan(&t, &PlanConfig { count, proportional, ..Default::default() }).expect("plan");
-                assert_eq!(plan.total, count, "count {count} proportional {proportional}");
+                let plan = build_plan(
+                    &t,
+                    &PlanConfig {
+                        count,
+                        proportional,
+                        ..Default::default()
+                    },
+                )
+                .expect("plan");
+                assert_eq!(
+                    plan.total, count,
+                    "count {count} proportional {proportional}"
+                );
                 assert_eq!(plan.cells.iter().map(|c| c.quota).sum::<u64>(), count);
                 for c in &plan.cells {
                     let cell = t.parse_cell_key(&c.cell).expect("key");
@@ -381,9 +452,20 @@ mod tests {
     fn small_budget_covers_every_value_and_spreads_pairs() {
         let t = taxonomy();
         assert!(t.allowed_cell_count() > 200);
-        let plan = build_plan(&t, &PlanConfig { count: 200, ..Default::default() }).expect("plan");
+        let plan = build_plan(
+            &t,
+            &PlanConfig {
+                count: 200,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
         assert!(plan.sampled);
-        assert!(plan.uncovered_values.is_empty(), "{:?}", plan.uncovered_values);
+        assert!(
+            plan.uncovered_values.is_empty(),
+            "{:?}",
+            plan.uncovered_values
+        );
         for (dim, values) in plan.value_totals(&t) {
             for (v, n) in values {
                 assert!(n > 0, "{dim}={v} not covered");
@@ -395,30 +477,93 @@ mod tests {
             let parts: Vec<&str> = c.cell.split('|').collect();
             pairs.insert((parts[0].to_string(), parts[1].to_string()));
         }
-        assert!(pairs.len() >= 60, "only {} theme×situation pairs", pairs.len());
+        assert!(
+            pairs.len() >= 60,
+            "only {} theme×situation pairs",
+            pairs.len()
+        );
         // Budget of the largest dimension's size still covers every value.
-        let plan = build_plan(&t, &PlanConfig { count: 10, ..Default::default() }).expect("plan");
-        assert!(plan.uncovered_values.is_empty(), "{:?}", plan.uncovered_values);
+        let plan = build_plan(
+            &t,
+            &PlanConfig {
+                count: 10,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert!(
+            plan.uncovered_values.is_empty(),
+            "{:?}",
+            plan.uncovered_values
+        );
     }
 
     #[test]
     fn deterministic_and_seeded() {
         let t = taxonomy();
-        let a = build_plan(&t, &PlanConfig { count: 50, seed: 1, ..Default::default() }).expect("plan");
-        let b = build_plan(&t, &PlanConfig { count: 50, seed: 1, ..Default::default() }).expect("plan");
+        let a = build_plan(
+            &t,
+            &PlanConfig {
+                count: 50,
+                seed: 1,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        let b = build_plan(
+            &t,
+            &PlanConfig {
+                count: 50,
+                seed: 1,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
         assert_eq!(a, b);
     }
 
     #[test]
     fn explicit_cells_and_errors() {
         let t = taxonomy();
-        let key = "theme=perfectionism|situation=job-interview|emotion=anxious|risk=none".to_string();
-        let plan = build_plan(&t, &PlanConfig { count: 30, explicit: vec![(key.clone(), 7)], ..Default::default() }).expect("plan");
+        let key =
+            "theme=perfectionism|situation=job-interview|emotion=anxious|risk=none".to_string();
+        let plan = build_plan(
+            &t,
+            &PlanConfig {
+                count: 30,
+                explicit: vec![(key.clone(), 7)],
+                ..Default::default()
+            },
+        )
+        .expect("plan");
         assert_eq!(plan.total, 30);
-        assert!(plan.cells.iter().any(|c| c.cell == key && c.quota == 7 && c.explicit));
-        assert!(build_plan(&t, &PlanConfig { count: 3, explicit: vec![(key, 7)], ..Default::default() }).is_err());
-        let excluded = "theme=perfectionism|situation=job-interview|emotion=angry|risk=crisis".to_string();
-        let err = build_plan(&t, &PlanConfig { count: 30, explicit: vec![(excluded, 1)], ..Default::default() }).unwrap_err();
+        assert!(
+            plan.cells
+                .iter()
+                .any(|c| c.cell == key && c.quota == 7 && c.explicit)
+        );
+        assert!(
+            build_plan(
+                &t,
+                &PlanConfig {
+                    count: 3,
+                    explicit: vec![(key, 7)],
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        let excluded =
+            "theme=perfectionism|situation=job-interview|emotion=angry|risk=crisis".to_string();
+        let err = build_plan(
+            &t,
+            &PlanConfig {
+                count: 30,
+                explicit: vec![(excluded, 1)],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("exclusion"), "{err}");
     }
 }

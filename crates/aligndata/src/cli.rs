@@ -909,11 +909,22 @@ mod tests {
     #[test]
     fn ingest_parses_its_contract_shape() {
         let cli = Cli::try_parse_from([
-            "aligndata", "ingest", "a.csv", "b.jsonl", "--out", "ds", "--text-field", "body",
-            "--format", "parquet", "--strict",
+            "aligndata",
+            "ingest",
+            "a.csv",
+            "b.jsonl",
+            "--out",
+            "ds",
+            "--text-field",
+            "body",
+            "--format",
+            "parquet",
+            "--strict",
         ])
         .expect("parse");
-        let Command::Ingest(args) = cli.command else { panic!("not ingest") };
+        let Command::Ingest(args) = cli.command else {
+            panic!("not ingest")
+        };
         assert_eq!(args.inputs.len(), 2);
         assert_eq!(args.out.format, DatasetFormat::Parquet);
         assert!(args.strict);
@@ -921,7 +932,15 @@ mod tests {
 
     #[test]
     fn select_requires_a_budget() {
-        let res = Cli::try_parse_from(["aligndata", "select", "ds", "--taxonomy", "t.yaml", "--out", "o"]);
+        let res = Cli::try_parse_from([
+            "aligndata",
+            "select",
+            "ds",
+            "--taxonomy",
+            "t.yaml",
+            "--out",
+            "o",
+        ]);
         assert!(res.is_err());
     }
 }

@@ -24,7 +24,11 @@ pub struct Outcome {
 impl Outcome {
     /// An outcome that produced something.
     pub fn new(human: Vec<String>, json: serde_json::Value) -> Outcome {
-        Outcome { human, json, produced: true }
+        Outcome {
+            human,
+            json,
+            produced: true,
+        }
     }
 }
 
@@ -38,7 +42,12 @@ pub struct Ui {
 
 impl Ui {
     pub fn new(global: &GlobalArgs) -> Ui {
-        Ui { json: global.json, quiet: global.quiet, offline: global.offline, started: Instant::now() }
+        Ui {
+            json: global.json,
+            quiet: global.quiet,
+            offline: global.offline,
+            started: Instant::now(),
+        }
     }
 
     /// A line of progress narration on stderr ("fetching model X because …").
@@ -80,7 +89,10 @@ impl Ui {
     pub fn finish(&self, mut outcome: Outcome) -> ExitCode {
         let elapsed = self.started.elapsed().as_secs_f64();
         if let serde_json::Value::Object(map) = &mut outcome.json {
-            map.insert("seconds".into(), serde_json::json!((elapsed * 1000.0).round() / 1000.0));
+            map.insert(
+                "seconds".into(),
+                serde_json::json!((elapsed * 1000.0).round() / 1000.0),
+            );
         }
         if !self.quiet {
             for line in &outcome.human {
@@ -90,13 +102,20 @@ impl Ui {
         if self.json {
             println!("{}", outcome.json);
         }
-        if outcome.produced { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        if outcome.produced {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
     }
 
     pub fn fail(&self, err: &anyhow::Error) -> ExitCode {
         eprintln!("error: {err:#}");
         if self.json {
-            println!("{}", serde_json::json!({ "ok": false, "error": format!("{err:#}") }));
+            println!(
+                "{}",
+                serde_json::json!({ "ok": false, "error": format!("{err:#}") })
+            );
         }
         ExitCode::from(2)
     }

@@ -98,12 +98,23 @@ impl<'e> Deduper<'e> {
         if config.semantic.is_some() && embedder.is_none() {
             anyhow::bail!("semantic dedup needs an embedder");
         }
-        let hasher = config.near.as_ref().map(|n| MinHasher::new(n.shingle, n.num_perm, n.seed));
-        let dim = if config.semantic.is_some() { embedder.map_or(0, |e| e.dim()) } else { 0 };
+        let hasher = config
+            .near
+            .as_ref()
+            .map(|n| MinHasher::new(n.shingle, n.num_perm, n.seed));
+        let dim = if config.semantic.is_some() {
+            embedder.map_or(0, |e| e.dim())
+        } else {
+            0
+        };
         Ok(Deduper {
             config: config.clone(),
             hasher,
-            embedder: if config.semantic.is_some() { embedder } else { None },
+            embedder: if config.semantic.is_some() {
+                embedder
+            } else {
+                None
+            },
             n: 0,
             empty: 0,
             exact_first: HashMap::new(),
@@ -128,7 +139,10 @@ impl<'e> Deduper<'e> {
     /// Adds the next records in input order: each text and whether it already carried a flag.
     pub fn push_batch(&mut self, items: &[(&str, bool)]) -> Result<()> {
         if (self.n as u64) + items.len() as u64 > u32::MAX as u64 {
-            anyhow::bail!("dedup handles at most {} records per run\nhint: split the input", u32::MAX);
+            anyhow::bail!(
+                "dedup handles at most {} records per run\nhint: split the input",
+                u32::MAX
+            );
         }
         // A. Normal forms and exact keys, in parallel.
         let normals: Vec<(String, Option<u128>)> = items
@@ -153,7 +167,12 @@ impl<'e> Deduper<'e> {
             if self.config.exact {
                 match self.exact_first.get(key) {
                     Some(&first) => {
-                        self.edges.push(Edge { a: first, b: idx, method: Method::Exact, score: 1.0 });
+                        self.edges.push(Edge {
+                            a: first,
+                            b: idx,
+                            method: Method::Exact,
+                            score: 1.0,
+                        });
                         continue;
                     }
                     None => {
@@ -173,7 +192,9 @@ impl<'e> Deduper<'e> {
                 .par_chunks_mut(p)
                 .zip(new_reps.par_iter())
                 .with_min_len(64)
-                .for_each_init(Vec::new, |mins, (sig, &k)| hasher.signature_into(&normals[k].0, mins, sig));
+                .for_each_init(Vec::new, |mins, (sig, &k)| {
+                    hasher.signature_into(&normals[k].0, mins, sig)
+                });
         }
         // D. Embeddings of the new representatives (original text: embedders read case and
         // punctuation).
@@ -191,30 +212,42 @@ impl<'e> Deduper<'e> {
 
     /// Runs the near and semantic matchers and forms clusters; see the module docs.
     pub fn finish(mut self) -> Decisions {
-        let mut decisions = Decisions { records: self.n, empty: self.empty, ..Decisions::default() };
+        let mut decisions = Decisions {
+            records: self.n,
+            empty: self.empty,
+            ..Decisions::default()
+        };
         if let (Some(near), Some(hasher)) = (&self.config.near, &self.hasher) {
             let (bands, rows) = near.bands_rows();
             decisions.bands = Some((bands, rows));
             let links = near_links(&self.sigs, hasher.num_perm(), bands, rows, near.threshold);
-            self.edges.extend(links.into_iter().map(|(a, b, score)| Edge {
-                a: self.reps[a as usize],
-                b: self.reps[b as usize],
-                method: Method::Near,
-                score: score as f32,
-            }));
+            self.edges
+                .extend(links.into_iter().map(|(a, b, score)| Edge {
+                    a: self.reps[a as usize],
+                    b: self.reps[b as usize],
+                    method: Method::Near,
+                    score: score as f32,
+                }));
         }
         if let Some(sem) = &self.config.semantic {
-            decisions.semantic_search =
-                Some(if self.vectors.len() <= sem.brute_force_limit { "brute force" } else { "simhash lsh" });
-            let links = self.vectors.best_earlier_matches(sem.threshold, sem.brute_force_limit, sem.seed);
-            self.edges.extend(links.into_iter().map(|(a, b, score)| Edge {
-                a: self.reps[a as usize],
-                b: self.reps[b as usize],
-                method: Method::Semantic,
-                score,
-            }));
+            decisions.semantic_search = Some(if self.vectors.len() <= sem.brute_force_limit {
+                "brute force"
+            } else {
+                "simhash lsh"
+            });
+            let links =
+                self.vectors
+                    .best_earlier_matches(sem.threshold, sem.brute_force_limit, sem.seed);
+            self.edges
+                .extend(links.into_iter().map(|(a, b, score)| Edge {
+                    a: self.reps[a as usize],
+                    b: self.reps[b as usize],
+                    method: Method::Semantic,
+                    score,
+                }));
         }
-        self.edges.sort_by(|x, y| (x.b, x.a, x.method).cmp(&(y.b, y.a, y.method)));
+        self.edges
+            .sort_by(|x, y| (x.b, x.a, x.method).cmp(&(y.b, y.a, y.method)));
         decisions.duplicates = clusters(&self.edges, &self.flagged, &mut decisions.clusters);
         decisions.edges = self.edges;
         decisions
@@ -223,13 +256,21 @@ impl<'e> Deduper<'e> {
 
 /// Near links: per band, sort (key, rep) and compare each member with up to [`NEAR_WINDOW`]
 /// earlier members of its bucket; keep each rep's best verified earlier match over all bands.
-fn near_links(sigs: &[u8], p: usize, bands: usize, rows: usize, threshold: f64) -> Vec<(u32, u32, f64)> {
+fn near_links(
+    sigs: &[u8],
+    p: usize,
+    bands: usize,
+    rows: usize,
+    threshold: f64,
+) -> Vec<(u32, u32, f64)> {
     let n = sigs.len().checked_div(p).unwrap_or(0);
     let sig = |i: u32| &sigs[i as usize * p..(i as usize + 1) * p];
     let per_band: Vec<Vec<(u32, u32, f64)>> = (0..bands)
         .into_par_iter()
         .map(|band| {
-            let mut keys: Vec<(u64, u32)> = (0..n as u32).map(|i| (band_key(sig(i), band, rows), i)).collect();
+            let mut keys: Vec<(u64, u32)> = (0..n as u32)
+                .map(|i| (band_key(sig(i), band, rows), i))
+                .collect();
             keys.sort_unstable();
             let mut out = Vec::new();
             for group in keys.chunk_by(|x, y| x.0 == y.0) {
@@ -275,7 +316,11 @@ fn find(parent: &mut HashMap<u32, u32>, x: u32) -> u32 {
 
 /// Union-find over the edges (the lower index becomes the root, so a root is its component's
 /// earliest record), then one keeper per component and the best direct match of each duplicate.
-fn clusters(edges: &[Edge], flagged: &[bool], out_clusters: &mut Vec<(u32, u32)>) -> Vec<Duplicate> {
+fn clusters(
+    edges: &[Edge],
+    flagged: &[bool],
+    out_clusters: &mut Vec<(u32, u32)>,
+) -> Vec<Duplicate> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
     for e in edges {
         parent.entry(e.a).or_insert(e.a);
@@ -319,8 +364,21 @@ fn clusters(edges: &[Edge], flagged: &[bool], out_clusters: &mut Vec<(u32, u32)>
             if me == k {
                 continue;
             }
-            let cand = Duplicate { record: me, keeper: k, matched: other, method: e.method, score: e.score };
-            let rank = |d: &Duplicate| (d.matched != d.keeper, d.method, std::cmp::Reverse(ordered(d.score)), d.matched);
+            let cand = Duplicate {
+                record: me,
+                keeper: k,
+                matched: other,
+                method: e.method,
+                score: e.score,
+            };
+            let rank = |d: &Duplicate| {
+                (
+                    d.matched != d.keeper,
+                    d.method,
+                    std::cmp::Reverse(ordered(d.score)),
+                    d.matched,
+                )
+            };
             match best.get(&me) {
                 Some(cur) if rank(cur) <= rank(&cand) => {}
                 _ => {
@@ -331,7 +389,10 @@ fn clusters(edges: &[Edge], flagged: &[bool], out_clusters: &mut Vec<(u32, u32)>
     }
     let mut dups: Vec<Duplicate> = best.into_values().collect();
     dups.sort_by_key(|d| d.record);
-    let mut cl: Vec<(u32, u32)> = keeper.iter().map(|(root, &k)| (k, size.get(root).copied().unwrap_or(1))).collect();
+    let mut cl: Vec<(u32, u32)> = keeper
+        .iter()
+        .map(|(root, &k)| (k, size.get(root).copied().unwrap_or(1)))
+        .collect();
     cl.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
     *out_clusters = cl;
     dups

@@ -50,8 +50,13 @@ impl std::str::FromStr for Shingle {
 
     /// Parses `word:N` or `char:N` (N ≥ 1).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (unit, n) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected word:N or char:N"))?;
-        let n: usize = n.trim().parse().map_err(|_| format!("`{s}`: N must be a positive whole number"))?;
+        let (unit, n) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected word:N or char:N"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: N must be a positive whole number"))?;
         if n == 0 {
             return Err(format!("`{s}`: N must be at least 1"));
         }
@@ -198,7 +203,11 @@ pub fn optimal_bands(threshold: f64, num_perm: usize) -> (usize, usize) {
         for r in 1..=num_perm / b {
             let (bf, rf) = (b as f64, r as i32);
             let fp = integrate(&|s| 1.0 - (1.0 - s.powi(rf)).powf(bf), 0.0, threshold);
-            let fneg = integrate(&|s| 1.0 - (1.0 - (1.0 - s.powi(rf)).powf(bf)), threshold, 1.0);
+            let fneg = integrate(
+                &|s| 1.0 - (1.0 - (1.0 - s.powi(rf)).powf(bf)),
+                threshold,
+                1.0,
+            );
             let err = 0.5 * fp + 0.5 * fneg;
             if err < best_err {
                 best_err = err;

@@ -115,14 +115,21 @@ pub struct NearConfig {
 
 impl Default for NearConfig {
     fn default() -> Self {
-        NearConfig { shingle: Shingle::Char(5), num_perm: 128, bands: None, threshold: 0.8, seed: 1 }
+        NearConfig {
+            shingle: Shingle::Char(5),
+            num_perm: 128,
+            bands: None,
+            threshold: 0.8,
+            seed: 1,
+        }
     }
 }
 
 impl NearConfig {
     /// The (bands, rows) in effect.
     pub fn bands_rows(&self) -> (usize, usize) {
-        self.bands.unwrap_or_else(|| optimal_bands(self.threshold, self.num_perm))
+        self.bands
+            .unwrap_or_else(|| optimal_bands(self.threshold, self.num_perm))
     }
 }
 
@@ -139,7 +146,11 @@ pub struct SemanticConfig {
 
 impl Default for SemanticConfig {
     fn default() -> Self {
-        SemanticConfig { threshold: 0.95, brute_force_limit: 20_000, seed: 1 }
+        SemanticConfig {
+            threshold: 0.95,
+            brute_force_limit: 20_000,
+            seed: 1,
+        }
     }
 }
 
@@ -159,7 +170,12 @@ pub struct DedupConfig {
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        DedupConfig { exact: true, near: Some(NearConfig::default()), semantic: None, format: Format::Jsonl }
+        DedupConfig {
+            exact: true,
+            near: Some(NearConfig::default()),
+            semantic: None,
+            format: Format::Jsonl,
+        }
     }
 }
 
@@ -171,7 +187,10 @@ impl DedupConfig {
                 bail!("num_perm must be between 1 and 1024, got {}", near.num_perm);
             }
             if !(near.threshold > 0.0 && near.threshold <= 1.0) {
-                bail!("the near threshold is a Jaccard in (0, 1], got {}", near.threshold);
+                bail!(
+                    "the near threshold is a Jaccard in (0, 1], got {}",
+                    near.threshold
+                );
             }
             if let Some((b, r)) = near.bands {
                 if b == 0 || r == 0 || b * r > near.num_perm {
@@ -184,7 +203,10 @@ impl DedupConfig {
         }
         if let Some(sem) = &self.semantic {
             if !(sem.threshold > -1.0 && sem.threshold <= 1.0) {
-                bail!("the semantic threshold is a cosine in (-1, 1], got {}", sem.threshold);
+                bail!(
+                    "the semantic threshold is a cosine in (-1, 1], got {}",
+                    sem.threshold
+                );
             }
         }
         Ok(())
@@ -261,7 +283,9 @@ pub fn dedup(
     }
     let datasets: Vec<Dataset> = inputs
         .iter()
-        .map(|p| Dataset::open(p).with_context(|| format!("could not open dataset {}", p.display())))
+        .map(|p| {
+            Dataset::open(p).with_context(|| format!("could not open dataset {}", p.display()))
+        })
         .collect::<Result<_>>()?;
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
 
@@ -302,8 +326,14 @@ pub fn dedup(
     let mut excerpts: BTreeMap<u32, String> = BTreeMap::new();
 
     // Pass 2: write every record, flagging the duplicates.
-    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })
-        .with_context(|| format!("could not create dataset {}", out.display()))?;
+    let mut writer = DatasetWriter::create(
+        out,
+        WriterOptions {
+            format: config.format,
+            ..WriterOptions::default()
+        },
+    )
+    .with_context(|| format!("could not create dataset {}", out.display()))?;
     let mut summary = DedupSummary {
         records: decisions.records as u64,
         clusters: decisions.clusters.len() as u64,
@@ -316,11 +346,17 @@ pub fn dedup(
     let mut dups = decisions.duplicates.iter().peekable();
     let mut idx = 0u32;
     for (d, (dataset, name)) in datasets.iter().zip(&names).enumerate() {
-        let mut input = InputSummary { dataset: inputs[d].clone(), ..InputSummary::default() };
+        let mut input = InputSummary {
+            dataset: inputs[d].clone(),
+            ..InputSummary::default()
+        };
         for record in dataset.records() {
             let mut record: Record = record.with_context(|| format!("reading {name} again"))?;
-            if idx >= ends.get(d).copied().unwrap_or(0) || ids.get(idx) != Some(record.id.as_str()) {
-                bail!("{name} changed while dedup was reading it\nhint: run dedup again when nothing writes to it");
+            if idx >= ends.get(d).copied().unwrap_or(0) || ids.get(idx) != Some(record.id.as_str())
+            {
+                bail!(
+                    "{name} changed while dedup was reading it\nhint: run dedup again when nothing writes to it"
+                );
             }
             if biggest.iter().any(|&(k, _)| k == idx) {
                 excerpts.insert(idx, excerpt(&record.text));
@@ -339,7 +375,10 @@ pub fn dedup(
                 });
                 input.duplicates += 1;
                 summary.duplicates += 1;
-                *summary.by_method.entry(dup.method.as_str().to_string()).or_default() += 1;
+                *summary
+                    .by_method
+                    .entry(dup.method.as_str().to_string())
+                    .or_default() += 1;
                 if keeper_input != d {
                     *input.keepers_in.entry(keeper_name).or_default() += 1;
                 }
@@ -351,7 +390,9 @@ pub fn dedup(
             }
         }
         if idx != ends.get(d).copied().unwrap_or(0) {
-            bail!("{name} changed while dedup was reading it\nhint: run dedup again when nothing writes to it");
+            bail!(
+                "{name} changed while dedup was reading it\nhint: run dedup again when nothing writes to it"
+            );
         }
         summary.inputs.push(input);
     }
@@ -376,7 +417,11 @@ pub fn dedup(
 
 /// Runs the matchers over texts in memory (no datasets): for tests, benchmarks and callers that
 /// hold their records already. Index `i` in the result is `texts[i]`.
-pub fn dedup_texts(texts: &[&str], config: &DedupConfig, embedder: Option<&dyn Embedder>) -> Result<Decisions> {
+pub fn dedup_texts(
+    texts: &[&str],
+    config: &DedupConfig,
+    embedder: Option<&dyn Embedder>,
+) -> Result<Decisions> {
     let mut deduper = Deduper::new(config, embedder)?;
     for chunk in texts.chunks(BATCH) {
         let items: Vec<(&str, bool)> = chunk.iter().map(|t| (*t, false)).collect();
@@ -387,14 +432,21 @@ pub fn dedup_texts(texts: &[&str], config: &DedupConfig, embedder: Option<&dyn E
 
 /// The flag reason for one duplicate.
 pub fn reason(dup: &Duplicate, keeper_id: &str, matched_id: &str, keeper_dataset: &str) -> String {
-    let via = if dup.matched != dup.keeper { format!(" with {matched_id}") } else { String::new() };
+    let via = if dup.matched != dup.keeper {
+        format!(" with {matched_id}")
+    } else {
+        String::new()
+    };
     let detail = match dup.method {
         Method::Exact if via.is_empty() => String::new(),
         Method::Exact => format!(" ({})", via.trim_start()),
         Method::Near => format!(" (jaccard≈{:.2}{via})", dup.score),
         Method::Semantic => format!(" (cos≈{:.2}{via})", dup.score),
     };
-    format!("{} duplicate{detail} of {keeper_id} from {keeper_dataset}", dup.method.as_str())
+    format!(
+        "{} duplicate{detail} of {keeper_id} from {keeper_dataset}",
+        dup.method.as_str()
+    )
 }
 
 fn excerpt(text: &str) -> String {
@@ -421,7 +473,11 @@ impl IdArena {
     fn get(&self, i: u32) -> Option<&str> {
         let i = i as usize;
         let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { *self.ends.get(i - 1)? as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            *self.ends.get(i - 1)? as usize
+        };
         self.bytes.get(start..end)
     }
 }

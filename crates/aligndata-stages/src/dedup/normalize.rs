@@ -60,7 +60,11 @@ fn push_folded(chars: impl Iterator<Item = char>, out: &mut String) {
 
 /// The exact-dedup key: xxh3-128 of the normal form (`None` when the normal form is empty).
 pub fn exact_key(normal: &str) -> Option<u128> {
-    if normal.is_empty() { None } else { Some(xxhash_rust::xxh3::xxh3_128(normal.as_bytes())) }
+    if normal.is_empty() {
+        None
+    } else {
+        Some(xxhash_rust::xxh3::xxh3_128(normal.as_bytes()))
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,11 @@ pub struct VectorStore {
 impl VectorStore {
     /// An empty store for vectors of `dim` components.
     pub fn new(dim: usize) -> VectorStore {
-        VectorStore { dim, data: Vec::new(), norms: Vec::new() }
+        VectorStore {
+            dim,
+            data: Vec::new(),
+            norms: Vec::new(),
+        }
     }
 
     /// Number of vectors.
@@ -55,14 +59,22 @@ impl VectorStore {
     /// Quantises and appends one vector (any length is cut or zero-padded to `dim`).
     pub fn push(&mut self, v: &[f32]) {
         let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let scale = if max > 0.0 && max.is_finite() { 127.0 / max } else { 0.0 };
+        let scale = if max > 0.0 && max.is_finite() {
+            127.0 / max
+        } else {
+            0.0
+        };
         let start = self.data.len();
         self.data.extend((0..self.dim).map(|i| {
             let x = v.get(i).copied().unwrap_or(0.0);
             (x * scale).round().clamp(-127.0, 127.0) as i8
         }));
         let q = &self.data[start..];
-        let norm = q.iter().map(|&x| (x as i32 * x as i32) as f32).sum::<f32>().sqrt();
+        let norm = q
+            .iter()
+            .map(|&x| (x as i32 * x as i32) as f32)
+            .sum::<f32>()
+            .sqrt();
         self.norms.push(norm);
     }
 
@@ -80,7 +92,12 @@ impl VectorStore {
     }
 
     /// For every vector, its best earlier match `(earlier, cosine)` with cosine ≥ `threshold`.
-    pub fn best_earlier_matches(&self, threshold: f32, brute_force_limit: usize, seed: u64) -> Vec<(u32, u32, f32)> {
+    pub fn best_earlier_matches(
+        &self,
+        threshold: f32,
+        brute_force_limit: usize,
+        seed: u64,
+    ) -> Vec<(u32, u32, f32)> {
         let n = self.len();
         let mut edges: Vec<(u32, u32, f32)> = if n <= brute_force_limit {
             (1..n)
@@ -109,7 +126,13 @@ impl VectorStore {
         // Hyperplanes with random ±1 components (Achlioptas): as good as Gaussian for SimHash.
         let mut state = seed ^ 0x5eed_5e3a_u64;
         let planes: Vec<i8> = (0..TABLES * BITS * self.dim)
-            .map(|_| if super::minhash::splitmix(&mut state) & 1 == 0 { 1 } else { -1 })
+            .map(|_| {
+                if super::minhash::splitmix(&mut state) & 1 == 0 {
+                    1
+                } else {
+                    -1
+                }
+            })
             .collect();
         let keys: Vec<[u16; TABLES]> = (0..n)
             .into_par_iter()
@@ -140,7 +163,9 @@ impl VectorStore {
                         let mut best: Option<(u32, f32)> = None;
                         for &(_, j) in group[k.saturating_sub(WINDOW)..k].iter() {
                             let c = self.cosine(i as usize, j as usize);
-                            if c >= threshold && best.is_none_or(|(bj, b)| c > b || (c == b && j < bj)) {
+                            if c >= threshold
+                                && best.is_none_or(|(bj, b)| c > b || (c == b && j < bj))
+                            {
                                 best = Some((j, c));
                             }
                         }

@@ -7,13 +7,21 @@ use aligndata_models::embed::{EmbedderKind, HashedEmbedder, load_embedder};
 use super::*;
 
 fn exact_only() -> DedupConfig {
-    DedupConfig { exact: true, near: None, semantic: None, ..DedupConfig::default() }
+    DedupConfig {
+        exact: true,
+        near: None,
+        semantic: None,
+        ..DedupConfig::default()
+    }
 }
 
 fn near_only(threshold: f64) -> DedupConfig {
     DedupConfig {
         exact: false,
-        near: Some(NearConfig { threshold, ..NearConfig::default() }),
+        near: Some(NearConfig {
+            threshold,
+            ..NearConfig::default()
+        }),
         semantic: None,
         ..DedupConfig::default()
     }
@@ -35,7 +43,11 @@ fn exact_catches_case_spacing_and_punctuation() {
     ];
     let d = dedup_texts(&texts, &exact_only(), None).unwrap();
     assert_eq!(dup_records(&d), vec![1, 2]);
-    assert!(d.duplicates.iter().all(|x| x.keeper == 0 && x.method == Method::Exact));
+    assert!(
+        d.duplicates
+            .iter()
+            .all(|x| x.keeper == 0 && x.method == Method::Exact)
+    );
     assert_eq!(d.empty, 2, "punctuation-only texts are never duplicates");
     assert_eq!(d.clusters, vec![(0, 3)]);
 }
@@ -85,7 +97,10 @@ fn semantic_catches_reworded_text_with_the_hashed_embedder() {
     let config = DedupConfig {
         exact: false,
         near: None,
-        semantic: Some(SemanticConfig { threshold: 0.75, ..SemanticConfig::default() }),
+        semantic: Some(SemanticConfig {
+            threshold: 0.75,
+            ..SemanticConfig::default()
+        }),
         ..DedupConfig::default()
     };
     let texts = [
@@ -106,14 +121,19 @@ fn semantic_catches_paraphrases_with_minilm_when_installed() {
     let embedder = match load_embedder(EmbedderKind::MiniLm, true, &|_| {}) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("SKIPPED semantic_catches_paraphrases_with_minilm: MiniLM not installed ({e})");
+            eprintln!(
+                "SKIPPED semantic_catches_paraphrases_with_minilm: MiniLM not installed ({e})"
+            );
             return;
         }
     };
     let config = DedupConfig {
         exact: false,
         near: None,
-        semantic: Some(SemanticConfig { threshold: 0.8, ..SemanticConfig::default() }),
+        semantic: Some(SemanticConfig {
+            threshold: 0.8,
+            ..SemanticConfig::default()
+        }),
         ..DedupConfig::default()
     };
     let texts = [
@@ -146,7 +166,10 @@ fn same_result_whatever_the_thread_count() {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let config = DedupConfig::default();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| dedup_texts(&refs, &config, None).unwrap())
     };
     let (a, b) = (run(1), run(4));
@@ -161,7 +184,11 @@ fn same_result_whatever_the_thread_count() {
 fn keeper_is_the_earliest_unflagged_record() {
     let mut deduper = Deduper::new(&exact_only(), None).unwrap();
     deduper
-        .push_batch(&[("same text here", true), ("Same text, here!", false), ("same text here", false)])
+        .push_batch(&[
+            ("same text here", true),
+            ("Same text, here!", false),
+            ("same text here", false),
+        ])
         .unwrap();
     let d = deduper.finish();
     let keepers: Vec<(u32, u32)> = d.duplicates.iter().map(|x| (x.record, x.keeper)).collect();
@@ -173,7 +200,11 @@ fn write_dataset(dir: &std::path::Path, source: SourceKind, texts: &[&str]) -> P
     for t in texts {
         w.push(&Record::new(source, (*t).to_string())).unwrap();
     }
-    w.finish(ManifestFields { stage: "test".into(), ..Default::default() }).unwrap();
+    w.finish(ManifestFields {
+        stage: "test".into(),
+        ..Default::default()
+    })
+    .unwrap();
     dir.to_path_buf()
 }
 
@@ -183,20 +214,42 @@ fn across_datasets_the_flag_points_at_the_keeper_and_names_its_input() {
     let real = write_dataset(
         &tmp.path().join("real"),
         SourceKind::Real,
-        &["I can't stop worrying about my thesis defence", "nobody at the new job talks to me"],
+        &[
+            "I can't stop worrying about my thesis defence",
+            "nobody at the new job talks to me",
+        ],
     );
     let synth = write_dataset(
         &tmp.path().join("synthetic"),
         SourceKind::Synthetic,
-        &["i cant stop worrying about my thesis defence", "a completely different worry about money"],
+        &[
+            "i cant stop worrying about my thesis defence",
+            "a completely different worry about money",
+        ],
     );
     let out = tmp.path().join("out");
-    let summary = dedup(&[real.clone(), synth.clone()], &out, &DedupConfig::default(), None, &|_, _| {}).unwrap();
+    let summary = dedup(
+        &[real.clone(), synth.clone()],
+        &out,
+        &DedupConfig::default(),
+        None,
+        &|_, _| {},
+    )
+    .unwrap();
     assert_eq!((summary.records, summary.duplicates), (4, 1));
     assert_eq!(summary.by_method.get("exact"), Some(&1));
-    assert_eq!(summary.inputs[1].keepers_in.get(&real.display().to_string()), Some(&1));
+    assert_eq!(
+        summary.inputs[1]
+            .keepers_in
+            .get(&real.display().to_string()),
+        Some(&1)
+    );
 
-    let records: Vec<Record> = Dataset::open(&out).unwrap().records().map(|r| r.unwrap()).collect();
+    let records: Vec<Record> = Dataset::open(&out)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(records.len(), 4, "nothing is dropped");
     let keeper_id = records[0].id.clone();
     let flagged: Vec<&Record> = records.iter().filter(|r| !r.flags.is_empty()).collect();
@@ -205,7 +258,11 @@ fn across_datasets_the_flag_points_at_the_keeper_and_names_its_input() {
     assert_eq!(flagged[0].source, SourceKind::Synthetic);
     assert_eq!(flag.kind, FLAG_KIND);
     assert_eq!(flag.other_id.as_deref(), Some(keeper_id.as_str()));
-    assert!(flag.reason.starts_with("exact duplicate of"), "{}", flag.reason);
+    assert!(
+        flag.reason.starts_with("exact duplicate of"),
+        "{}",
+        flag.reason
+    );
     assert!(flag.reason.contains("real"), "{}", flag.reason);
     let manifest = Dataset::open(&out).unwrap().manifest;
     assert_eq!(manifest.stage, "dedup");
@@ -213,25 +270,66 @@ fn across_datasets_the_flag_points_at_the_keeper_and_names_its_input() {
 
     // Rerunning on the output changes nothing: same flags, not doubled.
     let again = tmp.path().join("again");
-    dedup(&[out.clone()], &again, &DedupConfig::default(), None, &|_, _| {}).unwrap();
-    let records2: Vec<Record> = Dataset::open(&again).unwrap().records().map(|r| r.unwrap()).collect();
-    assert_eq!(records2.iter().map(|r| r.flags.clone()).collect::<Vec<_>>().len(), 4);
+    dedup(
+        &[out.clone()],
+        &again,
+        &DedupConfig::default(),
+        None,
+        &|_, _| {},
+    )
+    .unwrap();
+    let records2: Vec<Record> = Dataset::open(&again)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        records2
+            .iter()
+            .map(|r| r.flags.clone())
+            .collect::<Vec<_>>()
+            .len(),
+        4
+    );
     assert_eq!(records2[2].flags.len(), 1);
 }
 
 #[test]
 fn reasons_name_method_score_and_the_matched_record() {
-    let dup = Duplicate { record: 2, keeper: 0, matched: 1, method: Method::Near, score: 0.8712 };
-    assert_eq!(reason(&dup, "K", "M", "real/"), "near duplicate (jaccard≈0.87 with M) of K from real/");
-    let dup = Duplicate { matched: 0, method: Method::Semantic, score: 0.951, ..dup };
-    assert_eq!(reason(&dup, "K", "K", "real/"), "semantic duplicate (cos≈0.95) of K from real/");
+    let dup = Duplicate {
+        record: 2,
+        keeper: 0,
+        matched: 1,
+        method: Method::Near,
+        score: 0.8712,
+    };
+    assert_eq!(
+        reason(&dup, "K", "M", "real/"),
+        "near duplicate (jaccard≈0.87 with M) of K from real/"
+    );
+    let dup = Duplicate {
+        matched: 0,
+        method: Method::Semantic,
+        score: 0.951,
+        ..dup
+    };
+    assert_eq!(
+        reason(&dup, "K", "K", "real/"),
+        "semantic duplicate (cos≈0.95) of K from real/"
+    );
 }
 
 #[test]
 fn bad_settings_are_errors() {
     let mut c = DedupConfig::default();
-    c.near = Some(NearConfig { bands: Some((20, 10)), ..NearConfig::default() });
+    c.near = Some(NearConfig {
+        bands: Some((20, 10)),
+        ..NearConfig::default()
+    });
     assert!(c.validate().unwrap_err().to_string().contains("bands"));
-    c.near = Some(NearConfig { threshold: 1.5, ..NearConfig::default() });
+    c.near = Some(NearConfig {
+        threshold: 1.5,
+        ..NearConfig::default()
+    });
     assert!(c.validate().is_err());
 }

@@ -236,7 +236,13 @@ pub fn generate(
         })
         .collect();
     let planned: u64 = states.iter().map(|s| s.quota).sum();
-    let mut writer = DatasetWriter::create(out, WriterOptions { format: config.format, ..WriterOptions::default() })?;
+    let mut writer = DatasetWriter::create(
+        out,
+        WriterOptions {
+            format: config.format,
+            ..WriterOptions::default()
+        },
+    )?;
     let mut index = NearDupIndex::new(config.shingle, 128, config.near_threshold, config.seed);
     let mut accepted_ids: Vec<String> = Vec::new();
     let mut accepted_items: Vec<(String, String)> = Vec::new();
@@ -259,11 +265,20 @@ pub fn generate(
         // Plan this round's attempts.
         let mut round: Vec<Attempt> = Vec::new();
         for (ci, s) in states.iter().enumerate() {
-            let need = s.quota.saturating_sub(s.accepted).min(s.budget.saturating_sub(s.attempts));
+            let need = s
+                .quota
+                .saturating_sub(s.accepted)
+                .min(s.budget.saturating_sub(s.attempts));
             for k in 0..need {
                 let attempt = (s.attempts + k) as u32;
                 let seed = Rng::new(config.seed, &s.key, attempt as u64).next_u64();
-                round.push(Attempt { cell_idx: ci, attempt, seed, persona: String::new(), prompt: None });
+                round.push(Attempt {
+                    cell_idx: ci,
+                    attempt,
+                    seed,
+                    persona: String::new(),
+                    prompt: None,
+                });
             }
         }
         if round.is_empty() {
@@ -302,7 +317,9 @@ pub fn generate(
                     } else {
                         outputs.push(Ok((String::new(), false)));
                     }
-                    if let (Some((prompt, hash)), Backend::Model { template, .. }) = (prompt, backend) {
+                    if let (Some((prompt, hash)), Backend::Model { template, .. }) =
+                        (prompt, backend)
+                    {
                         let mut req = match template.kind {
                             PromptKind::Continuation => {
                                 let mut r = CompletionRequest::raw(prompt.clone());
@@ -347,7 +364,16 @@ pub fn generate(
             let (raw, truncated) = match out {
                 Ok(x) => x,
                 Err(e) => {
-                    let mut r = base_record(&format!("{e:#}"), a, s, taxonomy, &model_name, template_id.as_deref(), &params, config.seed);
+                    let mut r = base_record(
+                        &format!("{e:#}"),
+                        a,
+                        s,
+                        taxonomy,
+                        &model_name,
+                        template_id.as_deref(),
+                        &params,
+                        config.seed,
+                    );
                     r.text = String::new();
                     r.flag("backend-error", format!("{e:#}"));
                     *s.reasons.entry("backend-error".into()).or_default() += 1;
@@ -356,7 +382,10 @@ pub fn generate(
                 }
             };
             let parsed = match backend {
-                Backend::Template => Parsed::Text { text: raw.clone(), fixes: vec![] },
+                Backend::Template => Parsed::Text {
+                    text: raw.clone(),
+                    fixes: vec![],
+                },
                 Backend::Model { template, .. } if template.kind == PromptKind::Continuation => {
                     let (line, more) = parse::first_line(&raw);
                     let mut p = parse_output(line, truncated && !more);
@@ -369,7 +398,16 @@ pub fn generate(
             };
             match parsed {
                 Parsed::Reject { kind, reason } => {
-                    let mut r = base_record(&raw, a, s, taxonomy, &model_name, template_id.as_deref(), &params, config.seed);
+                    let mut r = base_record(
+                        &raw,
+                        a,
+                        s,
+                        taxonomy,
+                        &model_name,
+                        template_id.as_deref(),
+                        &params,
+                        config.seed,
+                    );
                     r.flag(kind, reason);
                     *s.reasons.entry(kind.into()).or_default() += 1;
                     batch_all.push((r, false, a.cell_idx));
@@ -378,17 +416,36 @@ pub fn generate(
                     for k in f {
                         *fixes.entry(k.to_string()).or_default() += 1;
                     }
-                    let mut r = base_record(&text, a, s, taxonomy, &model_name, template_id.as_deref(), &params, config.seed);
+                    let mut r = base_record(
+                        &text,
+                        a,
+                        s,
+                        taxonomy,
+                        &model_name,
+                        template_id.as_deref(),
+                        &params,
+                        config.seed,
+                    );
                     if s.accepted >= s.quota {
-                        r.flag("over-quota", "the cell's quota was already met in this round".into());
+                        r.flag(
+                            "over-quota",
+                            "the cell's quota was already met in this round".into(),
+                        );
                         batch_all.push((r, false, a.cell_idx));
                         continue;
                     }
                     match index.check(&text) {
                         Some(m) => {
                             let (i, why) = match m {
-                                Match::Exact(i) => (i, "exact duplicate of an accepted input".to_string()),
-                                Match::Near(i, j) => (i, format!("near duplicate (MinHash Jaccard {j:.2}) of an accepted input")),
+                                Match::Exact(i) => {
+                                    (i, "exact duplicate of an accepted input".to_string())
+                                }
+                                Match::Near(i, j) => (
+                                    i,
+                                    format!(
+                                        "near duplicate (MinHash Jaccard {j:.2}) of an accepted input"
+                                    ),
+                                ),
                             };
                             r.flag("near-duplicate", why);
                             if let Some(f) = r.flags.last_mut() {
@@ -434,7 +491,10 @@ pub fn generate(
                     }
                 }
                 if config.reject_disagreeing && !misses.is_empty() {
-                    r.flag("off-cell", format!("{} says {}", checker.name(), misses.join("; ")));
+                    r.flag(
+                        "off-cell",
+                        format!("{} says {}", checker.name(), misses.join("; ")),
+                    );
                     *ok = false;
                     let s = &mut states[*ci];
                     s.accepted = s.accepted.saturating_sub(1);
@@ -472,11 +532,20 @@ pub fn generate(
             quota: s.quota,
             accepted: s.accepted,
             attempts: s.attempts,
-            main_reason: s.reasons.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.clone()).unwrap_or_default(),
+            main_reason: s
+                .reasons
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default(),
         })
         .collect();
     for a in agreement.values_mut() {
-        a.rate = if a.checked == 0 { 0.0 } else { a.agree as f64 / a.checked as f64 };
+        a.rate = if a.checked == 0 {
+            0.0
+        } else {
+            a.agree as f64 / a.checked as f64
+        };
     }
     let summary = GenerateSummary {
         out: out.to_path_buf(),

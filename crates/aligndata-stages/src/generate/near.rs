@@ -97,7 +97,10 @@ impl NearDupIndex {
         }
         let sig = self.signature(&normal);
         for b in 0..self.bands {
-            self.buckets.entry((b, band_key(&sig, b, self.rows))).or_default().push(i);
+            self.buckets
+                .entry((b, band_key(&sig, b, self.rows)))
+                .or_default()
+                .push(i);
         }
         self.sigs.push(sig);
         i
@@ -117,6 +120,9 @@ mod tests {
         assert_eq!(idx.check(&a.to_uppercase()), Some(Match::Exact(0)));
         let near = "I rewrote the first paragraph of my cover letter eleven times last night and it still reads wrong to me.";
         assert!(matches!(idx.check(near), Some(Match::Near(0, j)) if j >= 0.6));
-        assert_eq!(idx.check("My sister never calls me back and I think she is ashamed of me."), None);
+        assert_eq!(
+            idx.check("My sister never calls me back and I think she is ashamed of me."),
+            None
+        );
     }
 }

@@ -34,16 +34,20 @@ static PREAMBLE_LINE: LazyLock<Regex> = LazyLock::new(|| {
 static PREAMBLE_INLINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*((sure|certainly|of course|absolutely)[!,.]?\s*)?(here is|here's|below is)\b[^:\n]{0,100}:\s*").expect("static regex")
 });
-static LABEL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)^\s*(message|user|user message|text|input)\s*:\s*").expect("static regex"));
-static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*\[[^\]\n]{0,200}\]\s*").expect("static regex"));
+static LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(message|user|user message|text|input)\s*:\s*").expect("static regex")
+});
+static TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*\[[^\]\n]{0,200}\]\s*").expect("static regex"));
 static LIST_ITEM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*(\d{1,3}[.)]|[-*•])\s+").expect("static regex"));
 static REFUSAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(\bas an ai\b|\bi (can(no|')t|am unable to|won'?t|'?m not able to) (assist|comply|fulfil|provide|create|generate|write that|write this|do that|help with (that|this)|help you with))").expect("static regex")
 });
-static TRAILER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)^\s*\(?(note|this message|i hope this|let me know|feel free)\b").expect("static regex"));
+static TRAILER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\(?(note|this message|i hope this|let me know|feel free)\b")
+        .expect("static regex")
+});
 
 const QUOTES: [(char, char); 4] = [('"', '"'), ('“', '”'), ('\'', '\''), ('«', '»')];
 
@@ -52,11 +56,17 @@ pub fn parse_output(raw: &str, truncated: bool) -> Parsed {
     let mut fixes = Vec::new();
     let mut text = raw.replace("\r\n", "\n").trim().to_string();
     if text.is_empty() {
-        return Parsed::Reject { kind: "empty", reason: "the model returned nothing".into() };
+        return Parsed::Reject {
+            kind: "empty",
+            reason: "the model returned nothing".into(),
+        };
     }
     let head: String = text.chars().take(200).collect();
     if REFUSAL.is_match(&head) {
-        return Parsed::Reject { kind: "refusal", reason: format!("the model refused: {}", excerpt(&text)) };
+        return Parsed::Reject {
+            kind: "refusal",
+            reason: format!("the model refused: {}", excerpt(&text)),
+        };
     }
     if let Some(m) = TAG.find(&text) {
         text = text[m.end()..].to_string();
@@ -73,7 +83,11 @@ pub fn parse_output(raw: &str, truncated: bool) -> Parsed {
         fixes.push("preamble");
     }
     // A list: keep the first item.
-    let trimmed: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let trimmed: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if trimmed.len() > 1 && trimmed.iter().filter(|l| LIST_ITEM.is_match(l)).count() >= 2 {
         if let Some(first) = trimmed.iter().find(|l| LIST_ITEM.is_match(l)) {
             text = LIST_ITEM.replace(first, "").to_string();
@@ -90,7 +104,10 @@ pub fn parse_output(raw: &str, truncated: bool) -> Parsed {
     // Closing notes after the message.
     let kept: Vec<&str> = text.split("\n\n").collect();
     if kept.len() > 1 {
-        let n = kept.iter().position(|p| TRAILER.is_match(p)).unwrap_or(kept.len());
+        let n = kept
+            .iter()
+            .position(|p| TRAILER.is_match(p))
+            .unwrap_or(kept.len());
         if n > 0 && n < kept.len() {
             text = kept[..n].join("\n\n");
             fixes.push("trailer");
@@ -118,17 +135,26 @@ pub fn parse_output(raw: &str, truncated: bool) -> Parsed {
             _ => {
                 return Parsed::Reject {
                     kind: "truncated",
-                    reason: format!("cut off at the token limit with no complete sentence: {}", excerpt(&text)),
+                    reason: format!(
+                        "cut off at the token limit with no complete sentence: {}",
+                        excerpt(&text)
+                    ),
                 };
             }
         }
     }
     text = text.trim().to_string();
     if text.is_empty() {
-        return Parsed::Reject { kind: "empty", reason: "nothing left after removing the wrapping".into() };
+        return Parsed::Reject {
+            kind: "empty",
+            reason: "nothing left after removing the wrapping".into(),
+        };
     }
     if words(&text) < 3 {
-        return Parsed::Reject { kind: "too-short", reason: format!("fewer than 3 words: {}", excerpt(&text)) };
+        return Parsed::Reject {
+            kind: "too-short",
+            reason: format!("fewer than 3 words: {}", excerpt(&text)),
+        };
     }
     Parsed::Text { text, fixes }
 }
@@ -142,7 +168,9 @@ pub fn first_line(raw: &str) -> (&str, bool) {
 }
 
 fn words(s: &str) -> usize {
-    s.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+    s.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .count()
 }
 
 /// The first 80 characters, for reasons.
@@ -175,55 +203,88 @@ mod tests {
 
     #[test]
     fn plain_text_passes_untouched() {
-        assert_eq!(ok("I keep redoing my slides.", false), ("I keep redoing my slides.".into(), vec![]));
+        assert_eq!(
+            ok("I keep redoing my slides.", false),
+            ("I keep redoing my slides.".into(), vec![])
+        );
     }
 
     #[test]
     fn preambles() {
-        let (t, f) = ok("Sure! Here is a message:\n\nI can't stop checking my email.", false);
+        let (t, f) = ok(
+            "Sure! Here is a message:\n\nI can't stop checking my email.",
+            false,
+        );
         assert_eq!(t, "I can't stop checking my email.");
         assert_eq!(f, vec!["preamble"]);
-        let (t, f) = ok("Here's a realistic message: \"my boss hates me i think\"", false);
+        let (t, f) = ok(
+            "Here's a realistic message: \"my boss hates me i think\"",
+            false,
+        );
         assert_eq!(t, "my boss hates me i think");
         assert_eq!(f, vec!["preamble", "quotes"]);
     }
 
     #[test]
     fn lists_quotes_labels_tags_trailers() {
-        let (t, f) = ok("1. I failed again and everyone saw.\n2. Another one here.\n3. Third.", false);
+        let (t, f) = ok(
+            "1. I failed again and everyone saw.\n2. Another one here.\n3. Third.",
+            false,
+        );
         assert_eq!(t, "I failed again and everyone saw.");
         assert_eq!(f, vec!["list"]);
         let (t, _) = ok("“Why do I always freeze when people look at me?”", false);
         assert_eq!(t, "Why do I always freeze when people look at me?");
-        let (t, f) = ok("Message: nobody replied to my story and I feel stupid", false);
+        let (t, f) = ok(
+            "Message: nobody replied to my story and I feel stupid",
+            false,
+        );
         assert_eq!(t, "nobody replied to my story and I feel stupid");
         assert_eq!(f, vec!["label"]);
         let (t, f) = ok("[fear | exams | anxious] what if I fail tomorrow", false);
         assert_eq!(t, "what if I fail tomorrow");
         assert_eq!(f, vec!["tag-echo"]);
-        let (t, f) = ok("I never finish anything I start.\n\nNote: this message shows perfectionism.", false);
+        let (t, f) = ok(
+            "I never finish anything I start.\n\nNote: this message shows perfectionism.",
+            false,
+        );
         assert_eq!(t, "I never finish anything I start.");
         assert_eq!(f, vec!["trailer"]);
     }
 
     #[test]
     fn refusals_but_not_user_voice() {
-        assert_eq!(rejected("I'm sorry, but I can't help with that request.", false), "refusal");
-        assert_eq!(rejected("As an AI, I don't have feelings, but here is", false), "refusal");
+        assert_eq!(
+            rejected("I'm sorry, but I can't help with that request.", false),
+            "refusal"
+        );
+        assert_eq!(
+            rejected("As an AI, I don't have feelings, but here is", false),
+            "refusal"
+        );
         ok("I can't stop thinking I'm a fraud at work.", false);
         ok("I'm sorry but I just feel like I ruin everything.", false);
     }
 
     #[test]
     fn truncation_empty_short() {
-        let (t, f) = ok("I studied all week. Then I blanked on the first question and I just kept", true);
+        let (t, f) = ok(
+            "I studied all week. Then I blanked on the first question and I just kept",
+            true,
+        );
         assert_eq!(t, "I studied all week.");
         assert_eq!(f, vec!["truncated-trimmed"]);
-        assert_eq!(rejected("I studied all week and then on the day of the", true), "truncated");
+        assert_eq!(
+            rejected("I studied all week and then on the day of the", true),
+            "truncated"
+        );
         ok("Everything went wrong today.", true);
         assert_eq!(rejected("   ", false), "empty");
         assert_eq!(rejected("ok thanks", false), "too-short");
-        assert_eq!(first_line("\n\n  my first line \nsecond"), ("my first line", true));
+        assert_eq!(
+            first_line("\n\n  my first line \nsecond"),
+            ("my first line", true)
+        );
         assert_eq!(first_line("only"), ("only", false));
     }
 }

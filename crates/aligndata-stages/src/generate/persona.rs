@@ -89,35 +89,46 @@ impl PersonaSpace {
     /// Parses a persona file's text.
     pub fn parse(source: &str, file: &str) -> Result<PersonaSpace> {
         let raw: PersonaFile = aligndata_core::yaml::from_yaml_str(source, file)?;
-        let convert = |m: BTreeMap<String, Vec<FacetSpec>>| -> Result<BTreeMap<String, Vec<Facet>>> {
-            let mut out = BTreeMap::new();
-            for (name, specs) in m {
-                if specs.is_empty() {
-                    bail!("{file}: facet `{name}` has no values");
-                }
-                let mut values = Vec::new();
-                for s in specs {
-                    let f = match s {
-                        FacetSpec::Plain(id) => Facet { id, ..Facet::default() },
-                        FacetSpec::Full(f) => f,
-                    };
-                    if let Some(w) = f.weight
-                        && !(w > 0.0 && w.is_finite())
-                    {
-                        bail!("{file}: facet `{name}` value `{}`: weight must be > 0", f.id);
+        let convert =
+            |m: BTreeMap<String, Vec<FacetSpec>>| -> Result<BTreeMap<String, Vec<Facet>>> {
+                let mut out = BTreeMap::new();
+                for (name, specs) in m {
+                    if specs.is_empty() {
+                        bail!("{file}: facet `{name}` has no values");
                     }
-                    values.push(f);
+                    let mut values = Vec::new();
+                    for s in specs {
+                        let f = match s {
+                            FacetSpec::Plain(id) => Facet {
+                                id,
+                                ..Facet::default()
+                            },
+                            FacetSpec::Full(f) => f,
+                        };
+                        if let Some(w) = f.weight
+                            && !(w > 0.0 && w.is_finite())
+                        {
+                            bail!(
+                                "{file}: facet `{name}` value `{}`: weight must be > 0",
+                                f.id
+                            );
+                        }
+                        values.push(f);
+                    }
+                    out.insert(name, values);
                 }
-                out.insert(name, values);
-            }
-            Ok(out)
-        };
-        Ok(PersonaSpace { persona: convert(raw.persona)?, style: convert(raw.style)? })
+                Ok(out)
+            };
+        Ok(PersonaSpace {
+            persona: convert(raw.persona)?,
+            style: convert(raw.style)?,
+        })
     }
 
     /// Reads a persona file.
     pub fn load(path: &Path) -> Result<PersonaSpace> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read persona file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read persona file {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -128,8 +139,16 @@ impl PersonaSpace {
             values[rng.weighted(&w)].clone()
         };
         Persona {
-            persona: self.persona.iter().map(|(k, v)| (k.clone(), draw(v, rng).id)).collect(),
-            style: self.style.iter().map(|(k, v)| (k.clone(), draw(v, rng))).collect(),
+            persona: self
+                .persona
+                .iter()
+                .map(|(k, v)| (k.clone(), draw(v, rng).id))
+                .collect(),
+            style: self
+                .style
+                .iter()
+                .map(|(k, v)| (k.clone(), draw(v, rng)))
+                .collect(),
         }
     }
 }
@@ -137,8 +156,16 @@ impl PersonaSpace {
 impl Persona {
     /// Compact provenance text: `age_band=twenties; ...; style: register=texting; ...`.
     pub fn provenance(&self) -> String {
-        let p: Vec<String> = self.persona.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let s: Vec<String> = self.style.iter().map(|(k, v)| format!("{k}={}", v.id)).collect();
+        let p: Vec<String> = self
+            .persona
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let s: Vec<String> = self
+            .style
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.id))
+            .collect();
         format!("{}; style: {}", p.join("; "), s.join("; "))
     }
 }

@@ -53,19 +53,27 @@ struct FewShot {
 }
 
 /// The default templates, shipped beside the example taxonomy.
-pub const DEFAULT_CONTINUATION: &str = include_str!("../../../../examples/self-doubt/templates/continuation.j2");
+pub const DEFAULT_CONTINUATION: &str =
+    include_str!("../../../../examples/self-doubt/templates/continuation.j2");
 /// See [`DEFAULT_CONTINUATION`].
-pub const DEFAULT_INSTRUCTION: &str = include_str!("../../../../examples/self-doubt/templates/instruction.j2");
+pub const DEFAULT_INSTRUCTION: &str =
+    include_str!("../../../../examples/self-doubt/templates/instruction.j2");
 /// The default persona and style facets.
-pub const DEFAULT_PERSONA: &str = include_str!("../../../../examples/self-doubt/templates/persona.yaml");
+pub const DEFAULT_PERSONA: &str =
+    include_str!("../../../../examples/self-doubt/templates/persona.yaml");
 
 impl PromptTemplate {
     /// A template from its text; `name` is its file name.
     pub fn new(name: &str, source: String, kind: PromptKind) -> Result<PromptTemplate> {
         let env = minijinja::Environment::new();
-        env.template_from_str(&source).with_context(|| format!("template {name} does not parse"))?;
+        env.template_from_str(&source)
+            .with_context(|| format!("template {name} does not parse"))?;
         let hash = xxhash_rust::xxh3::xxh3_64(source.as_bytes());
-        Ok(PromptTemplate { id: format!("{name}#{:08x}", hash >> 32), kind, source })
+        Ok(PromptTemplate {
+            id: format!("{name}#{:08x}", hash >> 32),
+            kind,
+            source,
+        })
     }
 
     /// Reads `dir/<kind>.j2`, or the built-in default when `dir` is None or has no such file.
@@ -77,7 +85,8 @@ impl PromptTemplate {
         if let Some(dir) = dir {
             let path = dir.join(name);
             if path.exists() {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
                 return Self::new(name, text, kind);
             }
         }
@@ -89,7 +98,13 @@ impl PromptTemplate {
     }
 
     /// Renders the prompt for `cell` and `persona`; `rng` picks the few-shot lines.
-    pub fn render(&self, taxonomy: &Taxonomy, cell: &Cell, persona: &Persona, rng: &mut Rng) -> Result<String> {
+    pub fn render(
+        &self,
+        taxonomy: &Taxonomy,
+        cell: &Cell,
+        persona: &Persona,
+        rng: &mut Rng,
+    ) -> Result<String> {
         let mut values = Vec::new();
         let mut tags = Vec::new();
         for (d, dim) in taxonomy.dimensions.iter().enumerate() {
@@ -129,8 +144,15 @@ fn few_shot(taxonomy: &Taxonomy, cell: &Cell, rng: &mut Rng, max: usize) -> Vec<
     for (d, dim) in taxonomy.dimensions.iter().enumerate() {
         for (v, value) in dim.values.iter().enumerate() {
             for e in &value.examples {
-                let line = FewShot { tags: format!("{}: {}", dim.id, value.id), text: one_line(e) };
-                if cell.0.get(d) == Some(&v) { own.push(line) } else { other.push(line) }
+                let line = FewShot {
+                    tags: format!("{}: {}", dim.id, value.id),
+                    text: one_line(e),
+                };
+                if cell.0.get(d) == Some(&v) {
+                    own.push(line)
+                } else {
+                    other.push(line)
+                }
             }
         }
     }

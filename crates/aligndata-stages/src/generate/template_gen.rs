@@ -19,7 +19,8 @@ pub fn sentences(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         cur.push(c);
-        let end = matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        let end =
+            matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
         if end {
             let s = cur.trim().to_string();
             if !s.is_empty() {
@@ -37,13 +38,23 @@ pub fn sentences(text: &str) -> Vec<String> {
 
 /// One message for `cell` in the style of `persona`.
 pub fn compose(taxonomy: &Taxonomy, cell: &Cell, persona: &Persona, rng: &mut Rng) -> String {
-    let n_sentences = persona.style.values().find_map(|f| f.sentences).unwrap_or(2).max(1);
+    let n_sentences = persona
+        .style
+        .values()
+        .find_map(|f| f.sentences)
+        .unwrap_or(2)
+        .max(1);
     let mut dims: Vec<usize> = (0..taxonomy.dimensions.len()).collect();
     rng.shuffle(&mut dims);
     // Pools of sentences per dimension, from the cell's value examples.
     let pools: Vec<Vec<String>> = dims
         .iter()
-        .map(|&d| taxonomy.cell_value(cell, d).map(|v| v.examples.iter().flat_map(|e| sentences(e)).collect()).unwrap_or_default())
+        .map(|&d| {
+            taxonomy
+                .cell_value(cell, d)
+                .map(|v| v.examples.iter().flat_map(|e| sentences(e)).collect())
+                .unwrap_or_default()
+        })
         .filter(|p: &Vec<String>| !p.is_empty())
         .collect();
     let mut parts: Vec<String> = Vec::new();
@@ -58,26 +69,42 @@ pub fn compose(taxonomy: &Taxonomy, cell: &Cell, persona: &Persona, rng: &mut Rn
             parts.push(s.clone());
         }
     }
-    let hedges: Vec<&String> = persona.style.values().flat_map(|f| f.hedges.iter()).collect();
+    let hedges: Vec<&String> = persona
+        .style
+        .values()
+        .flat_map(|f| f.hedges.iter())
+        .collect();
     if !hedges.is_empty() && !parts.is_empty() {
         let i = rng.below(parts.len());
         if let Some(h) = rng.pick(&hedges) {
             parts[i] = format!("{h} {}", lower_first(&parts[i]));
         }
     }
-    let openers: Vec<&String> = persona.style.values().flat_map(|f| f.openers.iter()).collect();
+    let openers: Vec<&String> = persona
+        .style
+        .values()
+        .flat_map(|f| f.openers.iter())
+        .collect();
     if rng.f64() < 0.5
         && let Some(o) = rng.pick(&openers)
     {
         parts.insert(0, (*o).clone());
     }
-    let closers: Vec<&String> = persona.style.values().flat_map(|f| f.closers.iter()).collect();
+    let closers: Vec<&String> = persona
+        .style
+        .values()
+        .flat_map(|f| f.closers.iter())
+        .collect();
     if rng.f64() < 0.6
         && let Some(c) = rng.pick(&closers)
     {
         parts.push((*c).clone());
     }
-    let joiner = persona.style.values().find_map(|f| f.joiner.clone()).unwrap_or_else(|| " ".to_string());
+    let joiner = persona
+        .style
+        .values()
+        .find_map(|f| f.joiner.clone())
+        .unwrap_or_else(|| " ".to_string());
     let mut text = if joiner == " " {
         parts.join(" ")
     } else {
@@ -88,14 +115,32 @@ pub fn compose(taxonomy: &Taxonomy, cell: &Cell, persona: &Persona, rng: &mut Rn
             .enumerate()
             .map(|(i, p)| {
                 let p = if i > 0 { lower_first(p) } else { p.clone() };
-                if i + 1 < n { p.trim_end_matches('.').to_string() } else { p }
+                if i + 1 < n {
+                    p.trim_end_matches('.').to_string()
+                } else {
+                    p
+                }
             })
             .collect::<Vec<_>>()
             .join(&joiner)
     };
-    let typo_rate = persona.style.values().find_map(|f| f.typo_rate).unwrap_or(0.0);
+    let typo_rate = persona
+        .style
+        .values()
+        .find_map(|f| f.typo_rate)
+        .unwrap_or(0.0);
     if typo_rate > 0.0 {
-        text = text.split(' ').map(|w| if rng.f64() < typo_rate { swap_letters(w, rng) } else { w.to_string() }).collect::<Vec<_>>().join(" ");
+        text = text
+            .split(' ')
+            .map(|w| {
+                if rng.f64() < typo_rate {
+                    swap_letters(w, rng)
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     }
     if persona.style.values().any(|f| f.lowercase) {
         text = text.to_lowercase();
@@ -119,7 +164,9 @@ fn lower_first(s: &str) -> String {
 
 fn swap_letters(w: &str, rng: &mut Rng) -> String {
     let mut chars: Vec<char> = w.chars().collect();
-    let letters: Vec<usize> = (0..chars.len().saturating_sub(1)).filter(|&i| chars[i].is_alphabetic() && chars[i + 1].is_alphabetic()).collect();
+    let letters: Vec<usize> = (0..chars.len().saturating_sub(1))
+        .filter(|&i| chars[i].is_alphabetic() && chars[i + 1].is_alphabetic())
+        .collect();
     if let Some(&i) = rng.pick(&letters) {
         chars.swap(i, i + 1);
     }
@@ -132,6 +179,9 @@ mod tests {
 
     #[test]
     fn splits_sentences() {
-        assert_eq!(sentences("One. Two? Three 3.5 here! four"), vec!["One.", "Two?", "Three 3.5 here!", "four"]);
+        assert_eq!(
+            sentences("One. Two? Three 3.5 here! four"),
+            vec!["One.", "Two?", "Three 3.5 here!", "four"]
+        );
     }
 }

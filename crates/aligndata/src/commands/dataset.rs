@@ -15,7 +15,11 @@ use crate::ui::{Outcome, Ui};
 pub fn inspect(args: InspectArgs, ui: &Ui) -> Result<Outcome> {
     let dataset = Dataset::open(&args.dataset)?;
     let mut printed = 0u64;
-    let limit = if args.limit == 0 { u64::MAX } else { args.limit };
+    let limit = if args.limit == 0 {
+        u64::MAX
+    } else {
+        args.limit
+    };
     if args.quarantine {
         let path = args.dataset.join("quarantine.jsonl");
         if path.exists() {
@@ -115,8 +119,14 @@ pub fn stats(args: StatsArgs, _ui: &Ui) -> Result<Outcome> {
     let quarantined = dataset.manifest.counts.quarantined;
     let mut human = vec![
         format!("dataset     {}", args.dataset.display()),
-        format!("stage       {}  (created {})", dataset.manifest.stage, dataset.manifest.created_at),
-        format!("records     {total} ({kept} kept, {} flagged), {quarantined} quarantined", total - kept),
+        format!(
+            "stage       {}  (created {})",
+            dataset.manifest.stage, dataset.manifest.created_at
+        ),
+        format!(
+            "records     {total} ({kept} kept, {} flagged), {quarantined} quarantined",
+            total - kept
+        ),
     ];
     for (source, n) in &by_source {
         human.push(format!("  source    {source:<10} {n}"));
@@ -127,7 +137,11 @@ pub fn stats(args: StatsArgs, _ui: &Ui) -> Result<Outcome> {
     for (dimension, values) in &by_label {
         let mut values: Vec<_> = values.iter().collect();
         values.sort_by(|a, b| b.1.cmp(a.1));
-        let top: Vec<String> = values.iter().take(6).map(|(v, n)| format!("{v} {n}")).collect();
+        let top: Vec<String> = values
+            .iter()
+            .take(6)
+            .map(|(v, n)| format!("{v} {n}"))
+            .collect();
         human.push(format!("  {dimension:<10}{}", top.join(", ")));
     }
     human.push(format!(
@@ -138,7 +152,9 @@ pub fn stats(args: StatsArgs, _ui: &Ui) -> Result<Outcome> {
         lengths.last().copied().unwrap_or(0)
     ));
     if with_responses > 0 {
-        human.push(format!("responses   {with_responses} records have responses"));
+        human.push(format!(
+            "responses   {with_responses} records have responses"
+        ));
     }
     let json = json!({
         "dataset": args.dataset,

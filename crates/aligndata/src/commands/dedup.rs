@@ -11,8 +11,10 @@ use crate::commands::ingest::dataset_format;
 use crate::ui::{Outcome, Ui};
 
 pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
-    let shingle: Shingle =
-        args.shingle.parse().map_err(|e: String| anyhow::anyhow!("--shingle {e}\nhint: e.g. --shingle char:5"))?;
+    let shingle: Shingle = args
+        .shingle
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--shingle {e}\nhint: e.g. --shingle char:5"))?;
     let config = DedupConfig {
         exact: !args.no_exact,
         near: (!args.no_near).then(|| NearConfig {
@@ -35,7 +37,9 @@ pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
     config.validate().context("invalid dedup settings")?;
     let embedder = if args.semantic {
         let kind: EmbedderKind = args.embedder.parse()?;
-        Some(load_embedder(kind, ui.offline, &|msg: &str| ui.note(&format!("  {msg}")))?)
+        Some(load_embedder(kind, ui.offline, &|msg: &str| {
+            ui.note(&format!("  {msg}"))
+        })?)
     } else {
         None
     };
@@ -47,10 +51,20 @@ pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
         .map(|d| d.manifest.counts.total)
         .sum();
     let bar = ui.bar(Some(total.saturating_mul(2).max(1)), "dedup");
-    let summary = dedup(&args.datasets, &args.out.out, &config, embedder.as_deref(), &|pass, n| {
-        bar.set_message(pass.to_string());
-        bar.set_position(if pass == "write" { total + n } else { n.min(total) });
-    });
+    let summary = dedup(
+        &args.datasets,
+        &args.out.out,
+        &config,
+        embedder.as_deref(),
+        &|pass, n| {
+            bar.set_message(pass.to_string());
+            bar.set_position(if pass == "write" {
+                total + n
+            } else {
+                n.min(total)
+            });
+        },
+    );
     bar.finish_and_clear();
     let summary = summary?;
 
@@ -65,11 +79,18 @@ pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
         human.push(format!("  {method:>8}: {n}"));
     }
     if summary.empty_text > 0 {
-        human.push(format!("  {} records had no letters or digits and were not compared", summary.empty_text));
+        human.push(format!(
+            "  {} records had no letters or digits and were not compared",
+            summary.empty_text
+        ));
     }
     for input in &summary.inputs {
-        let mut line =
-            format!("  {}: {} records, {} duplicates", input.dataset.display(), input.records, input.duplicates);
+        let mut line = format!(
+            "  {}: {} records, {} duplicates",
+            input.dataset.display(),
+            input.records,
+            input.duplicates
+        );
         for (other, n) in &input.keepers_in {
             line.push_str(&format!(", {n} of them kept in {other}"));
         }
@@ -78,7 +99,10 @@ pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
     if !summary.biggest.is_empty() {
         human.push("  biggest clusters:".to_string());
         for c in summary.biggest.iter().take(5) {
-            human.push(format!("    {:>5} × {} ({}) \"{}\"", c.size, c.keeper_id, c.keeper_dataset, c.excerpt));
+            human.push(format!(
+                "    {:>5} × {} ({}) \"{}\"",
+                c.size, c.keeper_id, c.keeper_dataset, c.excerpt
+            ));
         }
     }
     let produced = summary.records > 0;

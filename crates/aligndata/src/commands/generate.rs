@@ -24,7 +24,11 @@ fn templates_dir(args: &GenerateArgs) -> Option<PathBuf> {
     if let Some(d) = &args.templates {
         return Some(d.clone());
     }
-    let beside = args.taxonomy.parent().unwrap_or(Path::new(".")).join("templates");
+    let beside = args
+        .taxonomy
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("templates");
     beside.is_dir().then_some(beside)
 }
 
@@ -35,7 +39,11 @@ fn load_llm(args: &GenerateArgs, ui: &Ui) -> Result<Box<dyn Llm>> {
             let name = args.model.as_deref().unwrap_or("smollm2-135m");
             let path = registry::resolve(name, ui.offline, &|m: &str| ui.note(&format!("  {m}")))?;
             let llm = LocalLlm::load(&path, LocalConfig::default())?;
-            if args.no_cache { Box::new(llm) } else { Box::new(CachedLlm::new(llm, &default_cache_dir())?) }
+            if args.no_cache {
+                Box::new(llm)
+            } else {
+                Box::new(CachedLlm::new(llm, &default_cache_dir())?)
+            }
         }
         GenerateBackend::Openai => {
             let Some(model) = args.model.clone() else {
@@ -48,7 +56,11 @@ fn load_llm(args: &GenerateArgs, ui: &Ui) -> Result<Box<dyn Llm>> {
                 ..OpenAiConfig::default()
             };
             let llm = OpenAiLlm::new(cfg)?;
-            if args.no_cache { Box::new(llm) } else { Box::new(CachedLlm::new(llm, &default_cache_dir())?) }
+            if args.no_cache {
+                Box::new(llm)
+            } else {
+                Box::new(CachedLlm::new(llm, &default_cache_dir())?)
+            }
         }
     };
     Ok(llm)
@@ -59,14 +71,25 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
     let (plan, plan_parent) = match (&args.plan, args.count) {
         (Some(path), _) => (Plan::load(path)?, Some(path.display().to_string())),
         (None, Some(count)) => {
-            let cfg = PlanConfig { count, proportional: args.proportional, explicit: Vec::new(), seed: args.seed };
+            let cfg = PlanConfig {
+                count,
+                proportional: args.proportional,
+                explicit: Vec::new(),
+                seed: args.seed,
+            };
             (build_plan(&taxonomy, &cfg)?, None)
         }
-        (None, None) => bail!("say how much to generate: --count N or --plan plan.json\nhint: `aligndata plan` writes a plan"),
+        (None, None) => bail!(
+            "say how much to generate: --count N or --plan plan.json\nhint: `aligndata plan` writes a plan"
+        ),
     };
     let cells = plan.resolve(&taxonomy)?;
     let dir = templates_dir(&args);
-    let personas = match dir.as_ref().map(|d| d.join("persona.yaml")).filter(|p| p.exists()) {
+    let personas = match dir
+        .as_ref()
+        .map(|d| d.join("persona.yaml"))
+        .filter(|p| p.exists())
+    {
         Some(p) => PersonaSpace::load(&p)?,
         None => PersonaSpace::parse(DEFAULT_PERSONA, "built-in persona.yaml")?,
     };
@@ -74,7 +97,10 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
         "none" | "" => None,
         other => {
             let kind: EmbedderKind = other.parse()?;
-            Some(load_embedder(kind, ui.offline, &|m: &str| ui.note(&format!("  {m}"))).context("loading the embedder for diversity figures")?)
+            Some(
+                load_embedder(kind, ui.offline, &|m: &str| ui.note(&format!("  {m}")))
+                    .context("loading the embedder for diversity figures")?,
+            )
         }
     };
     let llm = match args.backend {
@@ -89,7 +115,10 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
     };
     let backend = match &llm {
         None => Backend::Template,
-        Some(l) => Backend::Model { llm: l.as_ref(), template: PromptTemplate::load(dir.as_deref(), kind)? },
+        Some(l) => Backend::Model {
+            llm: l.as_ref(),
+            template: PromptTemplate::load(dir.as_deref(), kind)?,
+        },
     };
     let config = GenerateConfig {
         seed: args.seed,
@@ -134,7 +163,10 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
     human.push(format!(
         "  backend {}{}; {:.1}s total, {:.1}s in the backend",
         s.backend,
-        s.template.as_deref().map(|t| format!(" with {t}")).unwrap_or_default(),
+        s.template
+            .as_deref()
+            .map(|t| format!(" with {t}"))
+            .unwrap_or_default(),
         s.seconds_total,
         s.seconds_backend
     ));
@@ -145,28 +177,48 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
         human.push(format!("  rejected: {}", r.join(", ")));
     }
     if !s.parse_fixes.is_empty() {
-        let r: Vec<String> = s.parse_fixes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let r: Vec<String> = s
+            .parse_fixes
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         human.push(format!("  output repaired: {}", r.join(", ")));
     }
     match &s.agreement {
         Some(a) => {
             for (dim, ag) in a {
-                human.push(format!("  agreement {dim}: {:.2} ({}/{})", ag.rate, ag.agree, ag.checked));
+                human.push(format!(
+                    "  agreement {dim}: {:.2} ({}/{})",
+                    ag.rate, ag.agree, ag.checked
+                ));
             }
         }
         None => human.push("  agreement: not measured (no labeller yet)".to_string()),
     }
-    human.push(format!("  diversity overall:  {}", s.diversity.overall.line()));
+    human.push(format!(
+        "  diversity overall:  {}",
+        s.diversity.overall.line()
+    ));
     if s.diversity.cells_measured == 0 {
         human.push("  diversity per cell: n/a (no cell has two accepted inputs)".to_string());
     } else {
-        human.push(format!("  diversity per cell: {} (mean over {} cells)", s.diversity.per_cell_mean.line(), s.diversity.cells_measured));
+        human.push(format!(
+            "  diversity per cell: {} (mean over {} cells)",
+            s.diversity.per_cell_mean.line(),
+            s.diversity.cells_measured
+        ));
     }
     for sh in s.short.iter().take(10) {
-        human.push(format!("  short: {} {}/{} after {} attempts (mostly {})", sh.cell, sh.accepted, sh.quota, sh.attempts, sh.main_reason));
+        human.push(format!(
+            "  short: {} {}/{} after {} attempts (mostly {})",
+            sh.cell, sh.accepted, sh.quota, sh.attempts, sh.main_reason
+        ));
     }
     if s.short.len() > 10 {
-        human.push(format!("  … {} more cells short (see --json)", s.short.len() - 10));
+        human.push(format!(
+            "  … {} more cells short (see --json)",
+            s.short.len() - 10
+        ));
     }
     let produced = s.accepted > 0;
     let mut outcome = Outcome::new(human, json!({ "ok": true, "generate": s }));

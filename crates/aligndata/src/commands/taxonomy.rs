@@ -16,7 +16,11 @@ pub fn run(cmd: TaxonomyCommand, _ui: &Ui) -> Result<Outcome> {
                 "{}: ok — {} dimensions, {} values, {} cells ({} after exclusions)",
                 file.display(),
                 taxonomy.dimensions.len(),
-                taxonomy.dimensions.iter().map(|d| d.values.len()).sum::<usize>(),
+                taxonomy
+                    .dimensions
+                    .iter()
+                    .map(|d| d.values.len())
+                    .sum::<usize>(),
                 taxonomy.cell_count_total(),
                 taxonomy.allowed_cell_count(),
             )];

@@ -11,9 +11,16 @@ fn help_explains_the_flow_and_lists_every_stage() {
         "taxonomy", "ingest", "generate", "label", "dedup", "select", "respond", "judge", "export",
         "report", "run", "serve", "models", "inspect", "stats",
     ] {
-        assert!(run.stdout.contains(cmd), "--help does not list `{cmd}`:\n{}", run.stdout);
+        assert!(
+            run.stdout.contains(cmd),
+            "--help does not list `{cmd}`:\n{}",
+            run.stdout
+        );
     }
-    assert!(run.stdout.contains("quarantine"), "--help should explain set-aside rows");
+    assert!(
+        run.stdout.contains("quarantine"),
+        "--help should explain set-aside rows"
+    );
 }
 
 #[test]

@@ -10,14 +10,22 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
     let mut shards: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("part-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
         .collect();
     shards.sort();
     shards.iter().flat_map(|p| read_jsonl(p)).collect()
 }
 
 fn duplicate_flag(record: &serde_json::Value) -> Option<&serde_json::Value> {
-    record["flags"].as_array()?.iter().find(|f| f["kind"] == "duplicate")
+    record["flags"]
+        .as_array()?
+        .iter()
+        .find(|f| f["kind"] == "duplicate")
 }
 
 #[test]
@@ -31,9 +39,22 @@ fn flags_exact_and_near_duplicates_across_two_datasets() {
     ctx.write("real.jsonl", real.as_bytes());
     ctx.write("synthetic.jsonl", synthetic.as_bytes());
     assert_eq!(ctx.run(&["ingest", "real.jsonl", "--out", "real"]).code, 0);
-    assert_eq!(ctx.run(&["ingest", "synthetic.jsonl", "--out", "synthetic"]).code, 0);
+    assert_eq!(
+        ctx.run(&["ingest", "synthetic.jsonl", "--out", "synthetic"])
+            .code,
+        0
+    );
 
-    let run = ctx.run(&["dedup", "real", "synthetic", "--out", "pool", "--threshold", "0.7", "--json"]);
+    let run = ctx.run(&[
+        "dedup",
+        "real",
+        "synthetic",
+        "--out",
+        "pool",
+        "--threshold",
+        "0.7",
+        "--json",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary = &run.json()["dedup"];
     assert_eq!(summary["records"], 5, "{summary}");
@@ -46,11 +67,20 @@ fn flags_exact_and_near_duplicates_across_two_datasets() {
     assert_eq!(out.len(), 5, "nothing is dropped");
     let flag = duplicate_flag(&out[2]).expect("the shouted copy is flagged");
     assert_eq!(flag["other_id"], out[1]["id"]);
-    assert!(flag["reason"].as_str().unwrap().starts_with("exact duplicate"), "{flag}");
+    assert!(
+        flag["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("exact duplicate"),
+        "{flag}"
+    );
     let flag = duplicate_flag(&out[3]).expect("the one-word variant is flagged");
     assert_eq!(flag["other_id"], out[0]["id"]);
     let reason = flag["reason"].as_str().unwrap();
-    assert!(reason.starts_with("near duplicate (jaccard≈") && reason.ends_with("from real"), "{reason}");
+    assert!(
+        reason.starts_with("near duplicate (jaccard≈") && reason.ends_with("from real"),
+        "{reason}"
+    );
     assert!(duplicate_flag(&out[0]).is_none() && duplicate_flag(&out[4]).is_none());
 
     // The human summary says where things went.
@@ -79,8 +109,11 @@ fn bad_flags_are_clear_errors() {
 /// Lowercase, letters/digits/whitespace only, whitespace collapsed: written here independently
 /// of the dedup code.
 fn independent_normal_form(text: &str) -> String {
-    let kept: String =
-        text.to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect();
+    let kept: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect();
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -88,12 +121,24 @@ fn independent_normal_form(text: &str) -> String {
 fn counsel_chat_repeated_questions_get_one_keeper_per_distinct_text() {
     let csv = crate::util::repo_root().join("../shared/data/counsel-chat/counsel_chat.csv");
     if !csv.exists() {
-        eprintln!("SKIPPED counsel_chat dedup test: {} is absent", csv.display());
+        eprintln!(
+            "SKIPPED counsel_chat dedup test: {} is absent",
+            csv.display()
+        );
         return;
     }
     let ctx = TestContext::new();
     let csv = csv.to_str().unwrap();
-    let run = ctx.run(&["ingest", csv, "--text-field", "questionText", "--id-field", "questionID", "--out", "real"]);
+    let run = ctx.run(&[
+        "ingest",
+        csv,
+        "--text-field",
+        "questionText",
+        "--id-field",
+        "questionID",
+        "--out",
+        "real",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = ctx.run(&["dedup", "real", "--no-near", "--out", "deduped", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -106,7 +151,13 @@ fn counsel_chat_repeated_questions_get_one_keeper_per_distinct_text() {
         .collect();
     let kept = out.iter().filter(|r| duplicate_flag(r).is_none()).count();
     assert_eq!(kept, distinct.len());
-    assert!(distinct.len() < out.len() / 2, "each question repeats once per answer");
+    assert!(
+        distinct.len() < out.len() / 2,
+        "each question repeats once per answer"
+    );
     let summary = &run.json()["dedup"];
-    assert_eq!(summary["duplicates"].as_u64().unwrap() as usize, out.len() - distinct.len());
+    assert_eq!(
+        summary["duplicates"].as_u64().unwrap() as usize,
+        out.len() - distinct.len()
+    );
 }

@@ -3,16 +3,26 @@
 use crate::util::{TestContext, repo_root};
 
 fn taxonomy() -> String {
-    repo_root().join("examples/self-doubt/taxonomy.yaml").display().to_string()
+    repo_root()
+        .join("examples/self-doubt/taxonomy.yaml")
+        .display()
+        .to_string()
 }
 
 fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("dataset dir") {
         let path = entry.expect("entry").path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-") && n.ends_with(".jsonl")) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("part-") && n.ends_with(".jsonl"))
+        {
             let text = std::fs::read_to_string(&path).expect("shard");
-            out.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line")));
+            out.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line")),
+            );
         }
     }
     out
@@ -21,16 +31,41 @@ fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
 #[test]
 fn plan_writes_quotas_covering_every_value() {
     let ctx = TestContext::new();
-    let run = ctx.run(&["plan", "--taxonomy", &taxonomy(), "--count", "120", "--out", "plan.json", "--json"]);
+    let run = ctx.run(&[
+        "plan",
+        "--taxonomy",
+        &taxonomy(),
+        "--count",
+        "120",
+        "--out",
+        "plan.json",
+        "--json",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = run.json();
     assert_eq!(j["total"], 120);
     assert_eq!(j["sampled"], true);
     assert_eq!(j["uncovered_values"].as_array().map(Vec::len), Some(0));
-    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(ctx.path("plan.json")).expect("plan")).expect("json");
-    let sum: u64 = plan["cells"].as_array().expect("cells").iter().map(|c| c["quota"].as_u64().unwrap_or(0)).sum();
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.path("plan.json")).expect("plan")).expect("json");
+    let sum: u64 = plan["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| c["quota"].as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(sum, 120);
-    let bad = ctx.run(&["plan", "--taxonomy", &taxonomy(), "--count", "5", "--cell", "theme=nope=3", "--out", "p.json"]);
+    let bad = ctx.run(&[
+        "plan",
+        "--taxonomy",
+        &taxonomy(),
+        "--count",
+        "5",
+        "--cell",
+        "theme=nope=3",
+        "--out",
+        "p.json",
+    ]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("--cell"), "{}", bad.stderr);
 }
@@ -38,23 +73,53 @@ fn plan_writes_quotas_covering_every_value() {
 #[test]
 fn template_backend_generates_from_a_plan_deterministically() {
     let ctx = TestContext::new();
-    let plan = ctx.run(&["plan", "--taxonomy", &taxonomy(), "--count", "200", "--out", "plan.json"]);
+    let plan = ctx.run(&[
+        "plan",
+        "--taxonomy",
+        &taxonomy(),
+        "--count",
+        "200",
+        "--out",
+        "plan.json",
+    ]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let mut outs = Vec::new();
     for dir in ["a", "b"] {
         let run = ctx.run(&[
-            "generate", "--taxonomy", &taxonomy(), "--plan", "plan.json", "--backend", "template", "--embedder",
-            "hashed", "--seed", "7", "--out", dir, "--json",
+            "generate",
+            "--taxonomy",
+            &taxonomy(),
+            "--plan",
+            "plan.json",
+            "--backend",
+            "template",
+            "--embedder",
+            "hashed",
+            "--seed",
+            "7",
+            "--out",
+            dir,
+            "--json",
         ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let j = run.json();
         assert_eq!(j["generate"]["planned"], 200);
-        assert!(j["generate"]["accepted"].as_u64().unwrap_or(0) >= 190, "{j}");
-        assert!(j["generate"]["diversity"]["overall"]["vendi"].as_f64().is_some());
+        assert!(
+            j["generate"]["accepted"].as_u64().unwrap_or(0) >= 190,
+            "{j}"
+        );
+        assert!(
+            j["generate"]["diversity"]["overall"]["vendi"]
+                .as_f64()
+                .is_some()
+        );
         outs.push(records(&ctx.path(dir)));
     }
     assert_eq!(outs[0], outs[1], "same seed, same records");
-    let kept: Vec<&serde_json::Value> = outs[0].iter().filter(|r| r["flags"].as_array().is_none_or(Vec::is_empty)).collect();
+    let kept: Vec<&serde_json::Value> = outs[0]
+        .iter()
+        .filter(|r| r["flags"].as_array().is_none_or(Vec::is_empty))
+        .collect();
     assert!(kept.len() >= 190);
     for r in kept {
         assert_eq!(r["source"], "synthetic");
@@ -62,10 +127,34 @@ fn template_backend_generates_from_a_plan_deterministically() {
         assert!(r["provenance"]["persona"].is_string());
         assert_eq!(r["provenance"]["seed"], 7);
     }
-    let human = ctx.run(&["generate", "--taxonomy", &taxonomy(), "--count", "20", "--backend", "template", "--embedder", "none", "--out", "c"]);
+    let human = ctx.run(&[
+        "generate",
+        "--taxonomy",
+        &taxonomy(),
+        "--count",
+        "20",
+        "--backend",
+        "template",
+        "--embedder",
+        "none",
+        "--out",
+        "c",
+    ]);
     assert_eq!(human.code, 0, "{}", human.stderr);
-    assert!(human.stderr.contains("quotas met") && human.stderr.contains("distinct-1/2/3"), "{}", human.stderr);
-    let none = ctx.run(&["generate", "--taxonomy", &taxonomy(), "--backend", "template", "--out", "d"]);
+    assert!(
+        human.stderr.contains("quotas met") && human.stderr.contains("distinct-1/2/3"),
+        "{}",
+        human.stderr
+    );
+    let none = ctx.run(&[
+        "generate",
+        "--taxonomy",
+        &taxonomy(),
+        "--backend",
+        "template",
+        "--out",
+        "d",
+    ]);
     assert_eq!(none.code, 2);
     assert!(none.stderr.contains("--count"), "{}", none.stderr);
 }
@@ -76,11 +165,30 @@ fn template_backend_generates_from_a_plan_deterministically() {
 fn local_backend_generates_a_handful() {
     let ctx = TestContext::new();
     let run = ctx.run(&[
-        "generate", "--taxonomy", &taxonomy(), "--count", "2", "--backend", "local", "--max-tokens", "24",
-        "--attempts", "1", "--embedder", "hashed", "--no-cache", "--offline", "--out", "local", "--json",
+        "generate",
+        "--taxonomy",
+        &taxonomy(),
+        "--count",
+        "2",
+        "--backend",
+        "local",
+        "--max-tokens",
+        "24",
+        "--attempts",
+        "1",
+        "--embedder",
+        "hashed",
+        "--no-cache",
+        "--offline",
+        "--out",
+        "local",
+        "--json",
     ]);
     if run.code == 2 && run.stderr.contains("smollm2") {
-        eprintln!("SKIPPED local_backend_generates_a_handful: default model not installed\n{}", run.stderr);
+        eprintln!(
+            "SKIPPED local_backend_generates_a_handful: default model not installed\n{}",
+            run.stderr
+        );
         return;
     }
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
@@ -88,9 +196,16 @@ fn local_backend_generates_a_handful() {
     assert_eq!(j["generate"]["planned"], 2);
     assert_eq!(j["generate"]["attempts"], 2);
     let recs = records(&ctx.path("local"));
-    assert_eq!(recs.len() as u64, j["generate"]["records"].as_u64().unwrap_or(0));
+    assert_eq!(
+        recs.len() as u64,
+        j["generate"]["records"].as_u64().unwrap_or(0)
+    );
     for r in &recs {
-        assert!(r["provenance"]["template"].as_str().is_some_and(|t| t.starts_with("continuation.j2#")));
+        assert!(
+            r["provenance"]["template"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("continuation.j2#"))
+        );
         assert!(r["provenance"]["prompt_hash"].is_string());
         assert!(r["provenance"]["model"].is_string());
     }

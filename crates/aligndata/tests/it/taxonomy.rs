@@ -3,7 +3,8 @@
 use crate::util::{TestContext, repo_root};
 
 fn example() -> String {
-    std::fs::read_to_string(repo_root().join("examples/self-doubt/taxonomy.yaml")).expect("example taxonomy")
+    std::fs::read_to_string(repo_root().join("examples/self-doubt/taxonomy.yaml"))
+        .expect("example taxonomy")
 }
 
 #[test]
@@ -33,7 +34,12 @@ fn duplicate_id_and_bad_exclusion_are_both_reported_with_lines() {
         .map(|(i, _)| i)
         .collect();
     // id_lines[0] is the first dimension, [1] its first value, [2] its second value.
-    let first_value = lines[id_lines[1]].split("id:").nth(1).unwrap().trim().to_string();
+    let first_value = lines[id_lines[1]]
+        .split("id:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
     let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     let indent = &lines[id_lines[2]][..lines[id_lines[2]].find('-').unwrap()];
     edited[id_lines[2]] = format!("{indent}- id: {first_value}");
@@ -43,18 +49,32 @@ fn duplicate_id_and_bad_exclusion_are_both_reported_with_lines() {
     if !has_exclusions {
         edited.push("exclusions:".into());
     }
-    edited.push(format!("  - forbid: {{ {}: [no-such-value] }}", dimension_id(&src)));
+    edited.push(format!(
+        "  - forbid: {{ {}: [no-such-value] }}",
+        dimension_id(&src)
+    ));
     let bad_line = edited.len();
     let file = ctx.write("bad.yaml", edited.join("\n").as_bytes());
     let run = ctx.run(&["taxonomy", "check", file.to_str().unwrap()]);
     assert_ne!(run.code, 0);
-    assert!(run.stderr.contains(&format!("bad.yaml:{dup_line}:")), "duplicate id line {dup_line} not named:\n{}", run.stderr);
-    assert!(run.stderr.contains(&format!("bad.yaml:{bad_line}:")), "exclusion line {bad_line} not named:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("bad.yaml:{dup_line}:")),
+        "duplicate id line {dup_line} not named:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("bad.yaml:{bad_line}:")),
+        "exclusion line {bad_line} not named:\n{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("no-such-value"), "{}", run.stderr);
 }
 
 fn dimension_id(src: &str) -> String {
-    let line = src.lines().find(|l| l.trim_start().starts_with("- id:")).unwrap();
+    let line = src
+        .lines()
+        .find(|l| l.trim_start().starts_with("- id:"))
+        .unwrap();
     line.split("id:").nth(1).unwrap().trim().to_string()
 }
 

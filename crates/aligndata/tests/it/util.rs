@@ -17,13 +17,16 @@ pub struct Run {
 impl Run {
     pub fn json(&self) -> serde_json::Value {
         let last = self.stdout.lines().last().unwrap_or("");
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 }
 
 impl TestContext {
     pub fn new() -> TestContext {
-        TestContext { dir: tempfile::tempdir().expect("temp dir") }
+        TestContext {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -54,11 +57,17 @@ impl TestContext {
 
 /// The repository root (for examples/).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// Reads a JSONL file into values.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    text.lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect()
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl line"))
+        .collect()
 }
