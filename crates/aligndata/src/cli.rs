@@ -314,6 +314,18 @@ pub struct GenerateArgs {
     /// Embedder for the diversity figures: hashed, static, minilm, or none.
     #[arg(long, default_value = "minilm")]
     pub embedder: String,
+    /// Check each accepted input against the cell it was asked for: `prototype` labels it
+    /// zero-shot from the taxonomy (WordLlama vectors), a MODEL.json from `aligndata label train`
+    /// uses that model, `none` skips the check. Agreement per dimension is in the summary.
+    #[arg(
+        long,
+        default_value = "prototype",
+        value_name = "prototype|MODEL.json|none"
+    )]
+    pub check: String,
+    /// With --check: set aside (flag `off-cell`) inputs whose labels disagree with their cell.
+    #[arg(long)]
+    pub reject_off_cell: bool,
     /// Do not use the completion cache (reruns then call the model again).
     #[arg(long)]
     pub no_cache: bool,

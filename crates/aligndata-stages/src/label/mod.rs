@@ -704,3 +704,45 @@ pub fn train_model(
 
 #[cfg(test)]
 mod tests;
+
+/// The labeller as generate's [`CellChecker`](crate::generate::CellChecker): each accepted
+/// synthetic input is labelled and its top value per dimension compared with the cell it was
+/// asked for, so the summary says how controlled the generator really is.
+pub struct LabelChecker<'a> {
+    /// Labels the texts.
+    pub labeller: Labeller<'a>,
+    /// The taxonomy the labels belong to.
+    pub taxonomy: &'a Taxonomy,
+    /// Embeds the texts for prototype and trained labellers.
+    pub embedder: Option<&'a dyn Embedder>,
+    /// Name shown in the summary, e.g. `prototype/wordllama-256`.
+    pub name: String,
+}
+
+impl crate::generate::CellChecker for LabelChecker<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn detect(&self, texts: &[&str]) -> Result<Vec<crate::generate::Detected>> {
+        let (labels, _parse_failures) =
+            self.labeller
+                .label_texts(self.taxonomy, self.embedder, texts)?;
+        Ok(labels
+            .into_iter()
+            .map(|labels| {
+                let mut detected = crate::generate::Detected::new();
+                for dimension in &self.taxonomy.dimensions {
+                    let best = labels
+                        .iter()
+                        .filter(|l| l.dimension == dimension.id)
+                        .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+                    if let Some(best) = best {
+                        detected.insert(dimension.id.clone(), best.value.clone());
+                    }
+                }
+                detected
+            })
+            .collect())
+    }
+}

@@ -14,6 +14,9 @@ use aligndata_models::registry;
 use aligndata_stages::generate::persona::PersonaSpace;
 use aligndata_stages::generate::prompt::{DEFAULT_PERSONA, PromptKind, PromptTemplate};
 use aligndata_stages::generate::{Backend, GenerateConfig, generate};
+use aligndata_stages::label::{
+    LabelChecker, LabelModel, Labeller, PrototypeConfig, taxonomy_prototypes,
+};
 use aligndata_stages::plan::{Plan, PlanConfig, build_plan};
 
 use crate::cli::{GenerateArgs, GenerateBackend, PromptStyle};
@@ -120,7 +123,7 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
             template: PromptTemplate::load(dir.as_deref(), kind)?,
         },
     };
-    let config = GenerateConfig {
+    let mut config = GenerateConfig {
         seed: args.seed,
         attempts_per_input: args.attempts,
         temperature: args.temperature,
@@ -137,13 +140,45 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
         }),
         ..GenerateConfig::default()
     };
+    // The labeller as the cell check (loaded before the bar so its notes read cleanly).
+    let check_embedder;
+    let check_model;
+    let checker = match args.check.trim() {
+        "none" | "" => None,
+        check => {
+            check_embedder = load_embedder(EmbedderKind::Static, ui.offline, &|m: &str| {
+                ui.note(&format!("  {m}"))
+            })
+            .context("loading the embedder for the cell check")?;
+            let labeller = if check == "prototype" {
+                Labeller::Prototype(taxonomy_prototypes(
+                    &taxonomy,
+                    check_embedder.as_ref(),
+                    &PrototypeConfig::default(),
+                )?)
+            } else {
+                check_model = LabelModel::load(Path::new(check))
+                    .with_context(|| format!("--check {check}: expected `prototype`, `none` or a model from `aligndata label train`"))?;
+                Labeller::Trained(&check_model)
+            };
+            Some(LabelChecker {
+                name: format!("{}/{}", labeller.method(), check_embedder.name()),
+                labeller,
+                taxonomy: &taxonomy,
+                embedder: Some(check_embedder.as_ref()),
+            })
+        }
+    };
+    config.reject_disagreeing = args.reject_off_cell;
     let bar = ui.bar(Some(plan.total.max(1)), "generate");
     let summary = generate(
         &taxonomy,
         &cells,
         &personas,
         &backend,
-        None,
+        checker
+            .as_ref()
+            .map(|c| c as &dyn aligndata_stages::generate::CellChecker),
         embedder.as_deref(),
         &config,
         &args.out.out,
@@ -193,7 +228,7 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
                 ));
             }
         }
-        None => human.push("  agreement: not measured (no labeller yet)".to_string()),
+        None => human.push("  agreement: not measured (--check none)".to_string()),
     }
     human.push(format!(
         "  diversity overall:  {}",

@@ -210,3 +210,56 @@ fn local_backend_generates_a_handful() {
         assert!(r["provenance"]["model"].is_string());
     }
 }
+
+/// Issue #4: each accepted input is labelled and compared with the cell it was asked for;
+/// `--reject-off-cell` sets aside the ones that miss, flagged with the reason.
+#[test]
+fn the_labeller_checks_each_input_against_its_cell() {
+    let ctx = crate::util::TestContext::new();
+    let taxonomy = crate::util::repo_root().join("examples/self-doubt/taxonomy.yaml");
+    let taxonomy = taxonomy.to_str().unwrap();
+    let args = [
+        "generate",
+        "--taxonomy",
+        taxonomy,
+        "--count",
+        "30",
+        "--backend",
+        "template",
+        "--embedder",
+        "none",
+        "--json",
+        "-q",
+    ];
+    let run = ctx.run(&[&args[..], &["--out", "checked"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let agreement = run.json()["generate"]["agreement"].clone();
+    for dimension in ["theme", "situation", "emotion", "risk"] {
+        let checked = agreement[dimension]["checked"].as_u64().unwrap_or(0);
+        assert!(
+            checked > 0,
+            "no agreement measured for {dimension}: {agreement}"
+        );
+    }
+
+    let run = ctx.run(&[&args[..], &["--out", "strict", "--reject-off-cell"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = run.json()["generate"].clone();
+    let off_cell = summary["rejected"]["off-cell"].as_u64().unwrap_or(0);
+    assert!(off_cell > 0, "{summary}");
+    let flagged = ctx.run(&["inspect", "strict", "-n", "0", "--flag", "off-cell"]);
+    assert_eq!(
+        flagged.stdout.lines().count() as u64,
+        off_cell,
+        "every rejected attempt is kept, flagged"
+    );
+
+    let run = ctx.run(&[&args[..], &["--out", "unchecked", "--check", "none"]].concat());
+    assert_eq!(
+        run.json()["generate"]["agreement"]
+            .as_object()
+            .map(|m| m.len())
+            .unwrap_or(0),
+        0
+    );
+}
