@@ -131,19 +131,18 @@ impl CacheStore {
                     break;
                 }
                 // A line without its newline is a torn write: skip it.
-                if line.last() == Some(&b'\n') {
-                    if let Ok(e) = serde_json::from_slice::<KeyOnly>(&line) {
-                        if let Some(k) = key_bytes(&e.k) {
-                            index.insert(
-                                k,
-                                Loc {
-                                    seg,
-                                    offset,
-                                    len: n as u32,
-                                },
-                            );
-                        }
-                    }
+                if line.last() == Some(&b'\n')
+                    && let Ok(e) = serde_json::from_slice::<KeyOnly>(&line)
+                    && let Some(k) = key_bytes(&e.k)
+                {
+                    index.insert(
+                        k,
+                        Loc {
+                            seg,
+                            offset,
+                            len: n as u32,
+                        },
+                    );
                 }
                 offset += n as u64;
             }
@@ -230,12 +229,12 @@ impl CacheStore {
             .writer
             .lock()
             .map_err(|_| anyhow!("cache writer poisoned"))?;
-        if let Some(wr) = w.as_mut() {
-            if wr.dirty {
-                wr.file.sync_data().context("syncing the LLM cache")?;
-                wr.dirty = false;
-                wr.last_sync = Instant::now();
-            }
+        if let Some(wr) = w.as_mut()
+            && wr.dirty
+        {
+            wr.file.sync_data().context("syncing the LLM cache")?;
+            wr.dirty = false;
+            wr.last_sync = Instant::now();
         }
         Ok(())
     }
@@ -367,10 +366,10 @@ impl<L: Llm> Llm for CachedLlm<L> {
         if !miss_reqs.is_empty() {
             let inner_results = self.inner.complete_each(&miss_reqs, &mut |m, r| {
                 // Persist before anyone is told: an acknowledged completion is never recomputed.
-                if let Ok(c) = r {
-                    if self.store.put(&miss_keys[m], c).is_err() {
-                        self.write_errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Ok(c) = r
+                    && self.store.put(&miss_keys[m], c).is_err()
+                {
+                    self.write_errors.fetch_add(1, Ordering::Relaxed);
                 }
                 for &i in &miss_targets[m] {
                     match r {

@@ -842,12 +842,11 @@ impl LocalLlm {
     pub fn prompt_tokens(&self, req: &CompletionRequest) -> Result<Vec<u32>> {
         let text = self.render_prompt(req)?;
         let mut ids = self.tok.encode(&text)?;
-        if self.tok.add_bos {
-            if let Some(b) = self.tok.bos {
-                if ids.first() != Some(&b) {
-                    ids.insert(0, b);
-                }
-            }
+        if self.tok.add_bos
+            && let Some(b) = self.tok.bos
+            && ids.first() != Some(&b)
+        {
+            ids.insert(0, b);
         }
         if ids.is_empty() {
             bail!("empty prompt");
@@ -879,10 +878,10 @@ impl LocalLlm {
         if apply_stop(&mut text, &req.stop, 0) {
             reason = FinishReason::Stop;
         }
-        if req.json_mode {
-            if let Some(fixed) = super::openai::repair_json(&text) {
-                text = fixed;
-            }
+        if req.json_mode
+            && let Some(fixed) = super::openai::repair_json(&text)
+        {
+            text = fixed;
         }
         Ok(Completion {
             text,
@@ -995,14 +994,14 @@ impl Llm for LocalLlm {
                 let mut done = None;
                 if !self.cfg.ignore_eos && self.tok.end_of_generation.contains(&tok) {
                     done = Some(FinishReason::Stop);
-                } else if !req.stop.is_empty() {
-                    if let Ok(mut text) = self.tok.decode(&a.generated) {
-                        let from = a.checked;
-                        a.checked = text.len();
-                        if apply_stop(&mut text, &req.stop, from) {
-                            a.stopped = true;
-                            done = Some(FinishReason::Stop);
-                        }
+                } else if !req.stop.is_empty()
+                    && let Ok(mut text) = self.tok.decode(&a.generated)
+                {
+                    let from = a.checked;
+                    a.checked = text.len();
+                    if apply_stop(&mut text, &req.stop, from) {
+                        a.stopped = true;
+                        done = Some(FinishReason::Stop);
                     }
                 }
                 if done.is_none() && a.generated.len() >= req.max_tokens as usize {

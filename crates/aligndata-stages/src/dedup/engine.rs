@@ -246,8 +246,7 @@ impl<'e> Deduper<'e> {
                     score,
                 }));
         }
-        self.edges
-            .sort_by(|x, y| (x.b, x.a, x.method).cmp(&(y.b, y.a, y.method)));
+        self.edges.sort_by_key(|x| (x.b, x.a, x.method));
         decisions.duplicates = clusters(&self.edges, &self.flagged, &mut decisions.clusters);
         decisions.edges = self.edges;
         decisions

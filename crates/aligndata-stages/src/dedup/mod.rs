@@ -192,22 +192,22 @@ impl DedupConfig {
                     near.threshold
                 );
             }
-            if let Some((b, r)) = near.bands {
-                if b == 0 || r == 0 || b * r > near.num_perm {
-                    bail!(
-                        "bands × rows must be at least 1 and at most num_perm ({}), got {b} × {r}",
-                        near.num_perm
-                    );
-                }
-            }
-        }
-        if let Some(sem) = &self.semantic {
-            if !(sem.threshold > -1.0 && sem.threshold <= 1.0) {
+            if let Some((b, r)) = near.bands
+                && (b == 0 || r == 0 || b * r > near.num_perm)
+            {
                 bail!(
-                    "the semantic threshold is a cosine in (-1, 1], got {}",
-                    sem.threshold
+                    "bands × rows must be at least 1 and at most num_perm ({}), got {b} × {r}",
+                    near.num_perm
                 );
             }
+        }
+        if let Some(sem) = &self.semantic
+            && !(sem.threshold > -1.0 && sem.threshold <= 1.0)
+        {
+            bail!(
+                "the semantic threshold is a cosine in (-1, 1], got {}",
+                sem.threshold
+            );
         }
         Ok(())
     }
@@ -385,7 +385,7 @@ pub fn dedup(
             }
             writer.push(&record)?;
             idx += 1;
-            if idx % 4096 == 0 {
+            if idx.is_multiple_of(4096) {
                 progress("write", idx as u64);
             }
         }

@@ -117,7 +117,7 @@ impl VectorStore {
         } else {
             self.lsh_matches(threshold, seed)
         };
-        edges.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        edges.sort_by_key(|a| (a.1, a.0));
         edges
     }
 

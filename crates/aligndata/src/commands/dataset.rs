@@ -6,7 +6,7 @@ use std::io::BufRead;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use aligndata_core::{Record, SourceKind};
+use aligndata_core::Record;
 use aligndata_dataset::Dataset;
 
 use crate::cli::{InspectArgs, StatsArgs};
@@ -58,10 +58,10 @@ pub fn inspect(args: InspectArgs, ui: &Ui) -> Result<Outcome> {
 }
 
 fn matches_filters(record: &Record, args: &InspectArgs) -> bool {
-    if let Some(source) = &args.source {
-        if record.source.as_str() != source {
-            return false;
-        }
+    if let Some(source) = &args.source
+        && record.source.as_str() != source
+    {
+        return false;
     }
     match args.flag.as_deref() {
         None => true,
@@ -86,7 +86,7 @@ pub fn stats(args: StatsArgs, _ui: &Ui) -> Result<Outcome> {
         if record.is_kept() {
             kept += 1;
         }
-        *by_source.entry(source_name(record.source)).or_default() += 1;
+        *by_source.entry(record.source.as_str()).or_default() += 1;
         for flag in &record.flags {
             *by_flag.entry(flag.kind.clone()).or_default() += 1;
         }
@@ -168,8 +168,4 @@ pub fn stats(args: StatsArgs, _ui: &Ui) -> Result<Outcome> {
         "with_responses": with_responses,
     });
     Ok(Outcome::new(human, json))
-}
-
-fn source_name(source: SourceKind) -> &'static str {
-    source.as_str()
 }

@@ -24,7 +24,7 @@ pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
             threshold: args.threshold,
             seed: args.seed,
         }),
-        semantic: args.semantic.then(|| SemanticConfig {
+        semantic: args.semantic.then_some(SemanticConfig {
             threshold: args.cosine,
             brute_force_limit: args.brute_force_limit,
             seed: args.seed,
