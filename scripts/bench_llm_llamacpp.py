@@ -29,13 +29,15 @@ def tokenize(vocab, text):
 
 def run(ctx, vocab, n_vocab, prompts, new_tokens):
     """Prefill all prompts in one batch, then decode new_tokens steps for all of them.
-    Returns (prompt_tokens, prefill_seconds, generated_tokens, decode_seconds, first_text_ids)."""
+    Returns (prompt_tokens, prefill_seconds, generated_tokens, decode_seconds, ids per sequence,
+    decode CPU seconds of this process)."""
     L.llama_memory_clear(L.llama_get_memory(ctx), True)
     B = len(prompts)
     total = sum(len(p) for p in prompts)
     batch = L.llama_batch_init(max(total, B), 0, B)
     try:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         i = 0
         last_idx = []
         for s, p in enumerate(prompts):
@@ -55,6 +57,7 @@ def run(ctx, vocab, n_vocab, prompts, new_tokens):
             lg = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, idx), shape=(n_vocab,))
             nxt.append(int(lg.argmax()))
         t1 = time.perf_counter()
+        c1 = time.process_time()
         out = [[t] for t in nxt]
         pos = [len(p) for p in prompts]
         for _ in range(new_tokens - 1):
@@ -73,7 +76,8 @@ def run(ctx, vocab, n_vocab, prompts, new_tokens):
                 nxt[s] = int(lg.argmax())
                 out[s].append(nxt[s])
         t2 = time.perf_counter()
-        return total, t1 - t0, B * (new_tokens - 1), t2 - t1, out[0]
+        c2 = time.process_time()
+        return total, t1 - t0, B * (new_tokens - 1), t2 - t1, out, c2 - c1
     finally:
         L.llama_batch_free(batch)
 
@@ -107,17 +111,21 @@ def main():
     run(ctx, vocab, n_vocab, prompts[:1], 4)
     res = {"prompt_tokens": [len(p) for p in prompts]}
     # Batch 1: prompts one at a time.
-    pt = pf = gt = gd = 0.0
+    pt = pf = gt = gd = gc = 0.0
     for p in prompts[: args.b1_prompts]:
-        a, b, c, d, ids = run(ctx, vocab, n_vocab, [p], args.new_tokens)
-        pt, pf, gt, gd = pt + a, pf + b, gt + c, gd + d
+        a, b, c, d, ids, e = run(ctx, vocab, n_vocab, [p], args.new_tokens)
+        pt, pf, gt, gd, gc = pt + a, pf + b, gt + c, gd + d, gc + e
         if "first_ids" not in res:
-            res["first_ids"] = ids[:32]
+            res["first_ids"] = ids[0][:32]
     res["b1_prompt_tps"] = pt / pf
     res["b1_gen_tps"] = gt / gd
-    a, b, c, d, _ = run(ctx, vocab, n_vocab, prompts, args.new_tokens)
+    res["b1_gen_cpu_s"] = gc / gd  # CPUs busy while decoding (spin-waits count)
+    a, b, c, d, ids, e = run(ctx, vocab, n_vocab, prompts, args.new_tokens)
+    # Greedy continuations of every prompt, to compare with aligndata's.
+    res["batch_ids"] = [x[:32] for x in ids]
     res[f"b{args.batch}_prompt_tps"] = a / b
     res[f"b{args.batch}_gen_tps"] = c / d
+    res[f"b{args.batch}_gen_cpu_s"] = e / d
     res["threads"] = args.threads
     L.llama_free(ctx)
     L.llama_model_free(model)

@@ -66,6 +66,7 @@ mod input;
 mod manifest;
 mod parquet_io;
 mod records;
+mod shard_spec;
 
 pub use atomic::write_atomic;
 pub use dataset::{
@@ -78,3 +79,4 @@ pub use input::{BadRow, InputRow, InputRows, InputSpec, RAW_EXCERPT_BYTES, RawRo
 pub use manifest::{Counts, Manifest, ManifestFields, SCHEMA_VERSION, ShardInfo, config_hash};
 pub use parquet_io::{ROW_GROUP_ROWS, record_fields};
 pub use records::{FileSummary, RecordReader, RecordWriter, read_records, write_records};
+pub use shard_spec::ShardSpec;

@@ -5,7 +5,9 @@
 //!   Local generation with SmolLM2 (greedy, EOS ignored so every sequence generates exactly
 //!   `--new-tokens`): prompt tokens/s and generation tokens/s at batch 1 and batch N. With
 //!   `--llamacpp`, runs `scripts/bench_llm_llamacpp.py` on the same GGUF, prompts and thread count
-//!   and prints the ratios. Threads: `RAYON_NUM_THREADS` (default: all cores).
+//!   and prints the ratios, each side's CPU share ("CPUs busy": on a shared machine, whether the
+//!   wall-clock figures mean anything) and how often both sides' greedy continuations agree.
+//!   Threads: `RAYON_NUM_THREADS` (default: all cores).
 //!
 //! `cargo run --release -p aligndata-models --example bench_llm -- openai [--requests 20000]
 //!     [--concurrency 256] [--inflight 10000]`
@@ -40,6 +42,17 @@ fn rss_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) this process has used: beside wall-clock figures taken on a busy
+/// machine, it shows how much of the time the benchmark actually had the cores.
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn load_avg() -> String {
@@ -134,10 +147,13 @@ fn bench_local(args: &[String]) -> Result<()> {
             ..r.clone()
         })
         .collect();
+    let cpu = std::cell::Cell::new(0.0);
     let run = |llm: &LocalLlm, rs: &[CompletionRequest]| -> Result<(f64, Vec<String>)> {
         let t = Instant::now();
+        let c = cpu_s();
         let out = llm.complete_batch(rs, &|_| {});
         let dt = t.elapsed().as_secs_f64();
+        cpu.set(cpu.get() + cpu_s() - c);
         let texts = out
             .into_iter()
             .map(|r| r.map(|c| c.text))
@@ -149,6 +165,7 @@ fn bench_local(args: &[String]) -> Result<()> {
 
     // Batch 1: prompts one at a time.
     llm.set_config(cfg(1));
+    cpu.set(0.0);
     let (mut tp, mut tf, mut ptoks) = (0.0, 0.0, 0usize);
     let mut first_text = String::new();
     for i in 0..b1_prompts.min(reqs.len()) {
@@ -164,21 +181,24 @@ fn bench_local(args: &[String]) -> Result<()> {
     let b1_prompt_tps = ptoks as f64 / tp;
     let b1_gen_tps = (n1 * (new_tokens as usize - 1)) as f64 / (tf - tp);
     let b1_e2e = (n1 * new_tokens as usize) as f64 / tf;
+    let b1_cpu = cpu.get() / (tf + tp);
 
     // Batch N: all prompts together.
     llm.set_config(cfg(batch));
+    cpu.set(0.0);
     let (tpb, _) = run(&llm, &first)?;
-    let (tfb, _) = run(&llm, &reqs)?;
+    let (tfb, batch_texts) = run(&llm, &reqs)?;
     let total_prompt: usize = prompt_lens.iter().sum();
     let bn_prompt_tps = total_prompt as f64 / tpb;
     let bn_gen_tps = (reqs.len() * (new_tokens as usize - 1)) as f64 / (tfb - tpb);
     let bn_e2e = (reqs.len() * new_tokens as usize) as f64 / tfb;
+    let bn_cpu = cpu.get() / (tfb + tpb);
     println!("prompt lengths: {prompt_lens:?}");
     println!(
-        "aligndata  batch 1 : prompt {b1_prompt_tps:7.1} tok/s  generation {b1_gen_tps:7.1} tok/s  (end-to-end {b1_e2e:.1} tok/s)"
+        "aligndata  batch 1 : prompt {b1_prompt_tps:7.1} tok/s  generation {b1_gen_tps:7.1} tok/s  (end-to-end {b1_e2e:.1} tok/s, {b1_cpu:.2} CPUs busy)"
     );
     println!(
-        "aligndata  batch {batch}: prompt {bn_prompt_tps:7.1} tok/s  generation {bn_gen_tps:7.1} tok/s  (end-to-end {bn_e2e:.1} tok/s)"
+        "aligndata  batch {batch}: prompt {bn_prompt_tps:7.1} tok/s  generation {bn_gen_tps:7.1} tok/s  (end-to-end {bn_e2e:.1} tok/s, {bn_cpu:.2} CPUs busy)"
     );
     println!(
         "first answer: {:?}",
@@ -230,14 +250,16 @@ fn bench_local(args: &[String]) -> Result<()> {
         let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let bk = |s: &str| format!("b{batch}_{s}");
         println!(
-            "llama.cpp  batch 1 : prompt {:7.1} tok/s  generation {:7.1} tok/s",
+            "llama.cpp  batch 1 : prompt {:7.1} tok/s  generation {:7.1} tok/s  ({:.2} CPUs busy decoding)",
             g("b1_prompt_tps"),
-            g("b1_gen_tps")
+            g("b1_gen_tps"),
+            g("b1_gen_cpu_s")
         );
         println!(
-            "llama.cpp  batch {batch}: prompt {:7.1} tok/s  generation {:7.1} tok/s",
+            "llama.cpp  batch {batch}: prompt {:7.1} tok/s  generation {:7.1} tok/s  ({:.2} CPUs busy decoding)",
             g(&bk("prompt_tps")),
-            g(&bk("gen_tps"))
+            g(&bk("gen_tps")),
+            g(&bk("gen_cpu_s"))
         );
         println!("llama.cpp prompt lengths: {}", v["prompt_tokens"]);
         if let Some(ids) = v["first_ids"].as_array() {
@@ -246,6 +268,32 @@ fn bench_local(args: &[String]) -> Result<()> {
                 .filter_map(|x| x.as_u64().map(|x| x as u32))
                 .collect();
             println!("llama.cpp first answer: {:?}", llm.decode(&ids)?);
+        }
+        // Greedy agreement: does our continuation of each prompt start with llama.cpp's first
+        // 8 and 32 tokens? (Activation rounding differs slightly, so long continuations may part.)
+        if let Some(all) = v["batch_ids"].as_array() {
+            let mut agree = [0usize; 2];
+            for (ours, ids) in batch_texts.iter().zip(all) {
+                let ids: Vec<u32> = ids
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_u64().map(|x| x as u32))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (k, n) in [8usize, 32].into_iter().enumerate() {
+                    let theirs = llm.decode(&ids[..n.min(ids.len())])?;
+                    agree[k] += usize::from(ours.starts_with(&theirs));
+                }
+            }
+            println!(
+                "greedy agreement with llama.cpp (batch {batch}): first 8 tokens identical for {}/{} prompts, first 32 for {}/{}",
+                agree[0],
+                all.len(),
+                agree[1],
+                all.len()
+            );
         }
         println!(
             "ratio aligndata/llama.cpp: batch 1 prompt {:.2} generation {:.2}; batch {batch} prompt {:.2} generation {:.2}",
@@ -276,7 +324,12 @@ fn serve(delay_ms: u64) -> Result<()> {
                 ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
             }),
         );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        // A listen backlog like production servers' (uvicorn: 2048; the kernel caps it at
+        // net.core.somaxconn): tokio's default of 1024 resets connections when 10,000 arrive
+        // at once.
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind("127.0.0.1:0".parse()?)?;
+        let l = sock.listen(4096)?;
         println!("{}", l.local_addr()?.port());
         std::io::stdout().flush()?;
         axum::serve(l, app).await?;

@@ -10,12 +10,16 @@
 //!
 //! - [`store::Store`]: one API over SQLite (WAL, `synchronous=FULL`; the default, a file) and
 //!   PostgreSQL (a URL; several instances can share it). Embedded migrations, parameterised
-//!   queries only. A write is acknowledged only once committed, so it survives kill -9.
+//!   queries only. A write is acknowledged only once committed, so it survives kill -9;
+//!   concurrent writes share one transaction and one fsync (group commit, `store/writer.rs`).
 //! - [`api::router`]: the axum routes (`/v1/turns`, `/v1/feedback`, `/v1/policy/choose`,
-//!   `/v1/stats/cells`, `/v1/feedback/recent`, `/healthz`, `/readyz`, `/openapi.json`), with
-//!   API keys and scopes, a body limit, per-key rate limits and JSON errors naming the field.
+//!   `/v1/stats/cells`, `/v1/feedback/recent`, `/v1/policy/offpolicy`, `/healthz`, `/readyz`,
+//!   `/openapi.json`), with API keys and scopes, a body limit, per-key rate limits and JSON
+//!   errors naming the field.
 //! - [`policy`]: Thompson sampling over Beta posteriors per (cell, arm), the [`policy::Labeller`]
 //!   hook that puts messages into cells, and off-policy estimates.
+//! - [`offpolicy`]: IPS/SNIPS of greedy, uniform or fixed-arm policies on the decision log, and
+//!   its Vowpal Wabbit contextual-bandit export.
 //! - [`keys`]: key generation (32 random bytes, shown once) and hashing (SHA-256 at rest).
 //!
 //! # Use
@@ -35,6 +39,7 @@
 
 pub mod api;
 pub mod keys;
+pub mod offpolicy;
 pub mod policy;
 pub mod store;
 

@@ -2,9 +2,17 @@
 //!
 //! ```text
 //! cargo run --release -p aligndata-stages --example eval_label
-//! EVAL_LABEL_FEATURES=static,minilm,minilm+static+hashed  (which feature sets to train on)
+//! EVAL_LABEL_FEATURES=tfidf,minilm,tfidf+minilm+static   (which feature sets to train on)
 //! EVAL_LABEL_DATA=/path/to/goemotions                     (default ../shared/data/goemotions)
+//! EVAL_LABEL_PROTOTYPE=0                                  (skip the zero-shot rows)
+//! EVAL_LABEL_SKLEARN=1        (also run scripts/eval_label_sklearn.py on the same holdout)
+//! EVAL_LABEL_{EPOCHS,LR,L2,DENSE_WEIGHT,MIN_DF,BALANCE}   (override the training settings)
 //! ```
+//!
+//! `tfidf` is the stage's own TF-IDF word unigram + bigram features (fitted on train); a `+`
+//! joins feature sets side by side in one classifier, as `label train --features` does. Every
+//! trained row is scored with the classifier after a JSON round trip (weights packed as f16),
+//! i.e. what a saved model file gives.
 //!
 //! Why this file exists: the issue asks how well each labeller recovers human labels on real
 //! text, beside the published BERT-base baseline (macro-F1 0.46 on the 28 labels). Reported:
@@ -26,7 +34,8 @@ use anyhow::{Context, Result, bail};
 
 use aligndata_models::embed::{Embedder, EmbedderKind, load_embedder};
 use aligndata_stages::label::{
-    LinearClassifier, PrototypeConfig, PrototypeMode, Prototypes, TrainConfig, f1_scores,
+    LinearClassifier, PrototypeConfig, PrototypeMode, Prototypes, Rows, Tfidf, TfidfConfig,
+    TrainConfig, f1_scores, holdout_split,
 };
 
 const NEAR_TAXONOMY: [&str; 9] = [
@@ -284,7 +293,7 @@ fn main() -> Result<()> {
         .collect();
     let mut kinds: Vec<EmbedderKind> = Vec::new();
     for f in &features {
-        for part in f.split('+') {
+        for part in f.split('+').filter(|p| *p != "tfidf") {
             let kind: EmbedderKind = part.parse()?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
@@ -311,6 +320,10 @@ fn main() -> Result<()> {
             );
         }
         embedded.insert(kind.to_string(), (tr, dv));
+        if std::env::var("EVAL_LABEL_PROTOTYPE").is_ok_and(|v| v == "0") {
+            embedders.insert(kind.to_string(), embedder);
+            continue;
+        }
 
         // Prototype (zero-shot), both modes.
         let labels: Vec<(String, Vec<String>)> = names
@@ -377,8 +390,39 @@ fn main() -> Result<()> {
         embedders.insert(kind.to_string(), embedder);
     }
 
+    let config = train_config()?;
+    // The split `train` makes, written for the scikit-learn script to tune on the same rows.
+    let (held, _) = holdout_split(train.texts.len(), config.holdout, config.seed);
+    std::fs::create_dir_all(cache_dir())?;
+    let held_path = cache_dir().join("holdout.txt");
+    let held_text: Vec<String> = held.iter().map(usize::to_string).collect();
+    std::fs::write(&held_path, held_text.join("\n"))?;
+    let mut tfidf: Option<(Tfidf, Rows, Rows)> = None;
     for f in &features {
-        let parts: Vec<&str> = f.split('+').collect();
+        let parts: Vec<&str> = f.split('+').filter(|p| *p != "tfidf").collect();
+        let with_tfidf = f.split('+').any(|p| p == "tfidf");
+        if with_tfidf && tfidf.is_none() {
+            let start = Instant::now();
+            let texts: Vec<&str> = train.texts.iter().map(String::as_str).collect();
+            let t = Tfidf::fit(
+                &texts,
+                config.tfidf.as_ref().unwrap_or(&TfidfConfig::default()),
+            )?;
+            let mut tr = Rows::new();
+            for x in &train.texts {
+                tr.push(&t.transform(x));
+            }
+            let mut dv = Rows::new();
+            for x in &dev.texts {
+                dv.push(&t.transform(x));
+            }
+            eprintln!(
+                "  tf-idf: {} terms in {:.1}s",
+                t.len(),
+                start.elapsed().as_secs_f64()
+            );
+            tfidf = Some((t, tr, dv));
+        }
         let concat = |which: usize| -> Vec<Vec<f32>> {
             let n = if which == 0 {
                 train.texts.len()
@@ -402,16 +446,45 @@ fn main() -> Result<()> {
                 })
                 .collect()
         };
-        let (xtr, xdv) = (concat(0), concat(1));
+        let (xtr, xdv) = if parts.is_empty() {
+            (None, None)
+        } else {
+            (Some(concat(0)), Some(concat(1)))
+        };
+        let sparse = if with_tfidf { tfidf.as_ref() } else { None };
         let start = Instant::now();
-        let config = TrainConfig::default();
-        let model = LinearClassifier::train(names.clone(), &xtr, &train.labels, &config)?;
+        let mut config = config.clone();
+        if !with_tfidf {
+            // Embedding-only rows: the format-1 labeller's settings (mini-batch Adam).
+            config = TrainConfig::default();
+        }
+        let model = LinearClassifier::train_mixed(
+            names.clone(),
+            sparse.map(|(t, tr, _)| (tr, t.len())),
+            xtr.as_deref(),
+            &train.labels,
+            &config,
+        )?;
         let train_s = start.elapsed().as_secs_f64();
-        let fallback: Vec<Vec<usize>> = xdv
+        // Score what a saved model file gives: the weights after the JSON (f16) round trip.
+        let json = serde_json::to_vec(&model)?;
+        let vocab_bytes =
+            sparse.map_or(0, |(t, _, _)| serde_json::to_vec(t).map_or(0, |v| v.len()));
+        let model: LinearClassifier = serde_json::from_slice(&json)?;
+        let inputs: Vec<Vec<(u32, f32)>> = (0..dev.texts.len())
+            .map(|i| {
+                let s: Vec<(u32, f32)> = sparse.map_or_else(Vec::new, |(_, _, dv)| {
+                    let (idx, val) = dv.row(i);
+                    idx.iter().copied().zip(val.iter().copied()).collect()
+                });
+                model.input(&s, xdv.as_ref().map_or(&[][..], |d| &d[i]))
+            })
+            .collect();
+        let fallback: Vec<Vec<usize>> = inputs
             .iter()
             .map(|x| {
                 model
-                    .predict_at_least_one(x)
+                    .predict_at_least_one_of(x)
                     .into_iter()
                     .map(|p| p.0)
                     .collect()
@@ -425,9 +498,9 @@ fn main() -> Result<()> {
             per_label: per,
             note: "when no label passes its threshold, the nearest one".to_string(),
         });
-        let predicted: Vec<Vec<usize>> = xdv
+        let predicted: Vec<Vec<usize>> = inputs
             .iter()
-            .map(|x| model.predict(x).into_iter().map(|p| p.0).collect())
+            .map(|x| model.predict_of(x).into_iter().map(|p| p.0).collect())
             .collect();
         let (per, macro_f1, near_f1) = score(&predicted);
         rows.push(Row {
@@ -435,9 +508,20 @@ fn main() -> Result<()> {
             macro_f1,
             near_f1,
             per_label: per,
-            note: format!("train {train_s:.1}s ({} epochs)", config.epochs),
+            note: format!(
+                "held-out (train) macro-F1 {:.3}; train {train_s:.1}s ({} epochs, {:?}); model {:.1} MB JSON",
+                model.heldout_f1.iter().map(|f| f.unwrap_or(0.0)).sum::<f32>()
+                    / model.heldout_f1.len().max(1) as f32,
+                config.epochs,
+                config.solver,
+                (json.len() + vocab_bytes) as f64 / 1e6
+            ),
         });
         eprintln!("  trained on {f}: macro-F1 {macro_f1:.3} in {train_s:.1}s");
+    }
+
+    if std::env::var("EVAL_LABEL_SKLEARN").is_ok_and(|v| v == "1") {
+        rows.extend(sklearn(&data, &held_path, &config, &names, &dev, &near)?);
     }
 
     let synthetic_rows = match std::env::var("EVAL_LABEL_SYNTHETIC") {
@@ -585,4 +669,102 @@ fn synthetic(
         }
     }
     Ok(out)
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} does not parse")),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The shipped settings (`aligndata label train`'s defaults), with EVAL_LABEL_* overrides.
+fn train_config() -> Result<TrainConfig> {
+    let mut c = TrainConfig::shipped();
+    if let Some(v) = env("EVAL_LABEL_EPOCHS")? {
+        c.epochs = v;
+    }
+    if let Some(v) = env("EVAL_LABEL_LR")? {
+        c.learning_rate = v;
+    }
+    if let Some(v) = env("EVAL_LABEL_L2")? {
+        c.l2 = v;
+    }
+    if let Some(v) = env("EVAL_LABEL_DENSE_WEIGHT")? {
+        c.dense_weight = v;
+    }
+    if let Some(v) = env("EVAL_LABEL_BALANCE")? {
+        c.balance = v;
+    }
+    if let Some(v) = env("EVAL_LABEL_MIN_DF")? {
+        c.tfidf.get_or_insert_with(TfidfConfig::default).min_df = v;
+    }
+    Ok(c)
+}
+
+/// scikit-learn's `TfidfVectorizer` + one-vs-rest `LogisticRegression`, thresholds tuned on the
+/// same held-out rows, run now so the two are compared under the same load.
+fn sklearn(
+    data: &Path,
+    held: &Path,
+    config: &TrainConfig,
+    names: &[String],
+    dev: &Split,
+    near: &[usize],
+) -> Result<Vec<Row>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/eval_label_sklearn.py");
+    let out_path = cache_dir().join("sklearn-dev-predictions.txt");
+    let tfidf = config.tfidf.clone().unwrap_or_default();
+    let start = Instant::now();
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("--data")
+        .arg(data)
+        .arg("--holdout")
+        .arg(held)
+        .arg("--min-df")
+        .arg(tfidf.min_df.to_string())
+        .arg("--max-terms")
+        .arg(tfidf.max_terms.to_string())
+        .arg("--out")
+        .arg(&out_path)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&out_path)?;
+    let mut rows = Vec::new();
+    // One line per prediction variant: `name<TAB>row;row;...` with rows as comma-separated ids.
+    for line in text.lines() {
+        let Some((name, preds)) = line.split_once('\t') else {
+            continue;
+        };
+        let predicted: Vec<Vec<usize>> = preds
+            .split(';')
+            .map(|r| r.split(',').filter_map(|x| x.parse().ok()).collect())
+            .collect();
+        if predicted.len() != dev.labels.len() {
+            bail!(
+                "{}: {name} has {} rows, dev has {}",
+                out_path.display(),
+                predicted.len(),
+                dev.labels.len()
+            );
+        }
+        let (per, macro_f1) = f1_scores(names.len(), &predicted, &dev.labels);
+        let near_f1 = near.iter().map(|&i| per[i]).sum::<f64>() / near.len().max(1) as f64;
+        rows.push(Row {
+            method: format!("scikit-learn {name}"),
+            macro_f1,
+            near_f1,
+            per_label: per,
+            note: format!("{secs:.0}s (both variants, with the vectoriser)"),
+        });
+    }
+    Ok(rows)
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use aligndata_core::{Record, SourceKind};
 use aligndata_dataset::{
     BadRow, DatasetWriter, Format, InputRow, InputSpec, ManifestFields, QuarantineEntry, RawRow,
-    WriterOptions, read_input,
+    ShardSpec, WriterOptions, read_input,
 };
 
 use crate::clean::{self, CleanConfig, CleanCounts};
@@ -35,6 +35,8 @@ pub struct IngestConfig {
     pub clean: CleanConfig,
     /// Replace PII by typed placeholders before anything is written.
     pub scrub_pii: bool,
+    /// Only the raw rows of this shard (by file and line): `--shard I/N`.
+    pub shard: Option<ShardSpec>,
 }
 
 /// Counts of what went where, per run.
@@ -105,7 +107,13 @@ pub fn ingest(config: &IngestConfig, out: &Path, progress: &dyn Fn(u64)) -> Resu
     };
     let mut handled = 0u64;
     for input in &config.inputs {
-        let rows = read_input(input, &config.spec)?;
+        let rows = read_input(input, &config.spec)?.filter(|row| {
+            let (file, line) = match row {
+                Ok(raw) => (&raw.file, raw.line),
+                Err(bad) => (&bad.file, bad.line),
+            };
+            config.shard.is_none_or(|s| s.contains_row(file, line))
+        });
         let mut file_summary = FileSummary {
             file: input.clone(),
             records: 0,
@@ -192,7 +200,7 @@ pub fn config_json(config: &IngestConfig) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "inputs": inputs,
         "text_field": config.spec.text_field,
         "id_field": config.spec.id_field,
@@ -202,7 +210,12 @@ pub fn config_json(config: &IngestConfig) -> serde_json::Value {
         "format": format!("{:?}", config.format),
         "clean": config.clean,
         "scrub_pii": config.scrub_pii,
-    })
+    });
+    // Only when sharded, so unsharded manifests written before `--shard` existed still match.
+    if let (Some(shard), Some(map)) = (config.shard, json.as_object_mut()) {
+        map.insert("shard".into(), shard.to_string().into());
+    }
+    json
 }
 
 /// True when `out` holds a finished ingest of exactly this config and these input files.

@@ -8,6 +8,7 @@ pub mod clean;
 pub mod dedup;
 pub mod diversity;
 pub mod export;
+pub mod feedback;
 pub mod generate;
 pub mod ingest;
 pub mod judge;

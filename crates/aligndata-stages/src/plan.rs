@@ -411,6 +411,153 @@ impl Plan {
     }
 }
 
+/// What feedback says about one cell (from the service's database).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellFeedback {
+    /// The cell key the service stored.
+    pub cell: String,
+    /// Turns recorded in it.
+    pub turns: u64,
+    /// Reward-bearing feedback events that were successes / failures.
+    pub successes: u64,
+    pub failures: u64,
+}
+
+/// How feedback shaped a plan (for the summary).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FeedbackPlanReport {
+    /// Feedback cells that are allowed cells of the taxonomy.
+    pub matched_cells: usize,
+    /// Feedback cells that are not (another taxonomy, a labeller that left a dimension out,
+    /// `serve` without `--labeller`), with their turns: ignored.
+    pub unmatched_cells: Vec<(String, u64)>,
+    /// Per planned cell: (key, need, smoothed reward, turns), highest need first, at most 10.
+    pub neediest: Vec<(String, f64, f64, u64)>,
+}
+
+/// A next-round plan from feedback: more quota where the reward is worst or coverage thinnest.
+///
+/// For each allowed cell c with `n` recorded turns and `s` / `f` successful / failed
+/// reward-bearing feedback events:
+///
+/// ```text
+/// reward(c) = (s + 1) / (s + f + 2)          posterior mean under a Beta(1, 1) prior
+/// need(c)   = (1 - reward(c)) + 1 / sqrt(1 + n)
+/// quota(c)  ∝ need(c)  (× the cell weight with `proportional`)
+/// ```
+///
+/// The first term sends data where users are least satisfied, the second where the agent has
+/// seen least; a cell never seen scores 0.5 + 1 = 1.5, a cell with many turns all thumbs-up
+/// close to 0, all thumbs-down close to 1. Quotas are rounded by largest remainder so they sum
+/// to `count`; with a budget smaller than the grid the neediest cells get one each.
+pub fn build_feedback_plan(
+    taxonomy: &Taxonomy,
+    config: &PlanConfig,
+    feedback: &[CellFeedback],
+) -> Result<(Plan, FeedbackPlanReport)> {
+    if !config.explicit.is_empty() {
+        bail!(
+            "explicit cell counts do not combine with a feedback plan\nhint: drop --cell or --from-feedback"
+        );
+    }
+    let grid = taxonomy.allowed_cell_count();
+    if grid == 0 {
+        bail!(
+            "the taxonomy has no allowed cells\nhint: check its exclusions with `aligndata taxonomy show`"
+        );
+    }
+    if grid > MAX_GRID {
+        bail!(
+            "the taxonomy has {grid} allowed cells, more than a plan enumerates ({MAX_GRID})\nhint: add exclusions or merge values"
+        );
+    }
+    let cells: Vec<Cell> = taxonomy.allowed_cells().collect();
+    let index: HashMap<&Cell, usize> = cells.iter().enumerate().map(|(i, c)| (c, i)).collect();
+    let mut seen = vec![(0u64, 0u64, 0u64); cells.len()];
+    let mut report = FeedbackPlanReport::default();
+    for f in feedback {
+        match taxonomy
+            .parse_cell_key(&f.cell)
+            .and_then(|c| index.get(&c).copied())
+        {
+            Some(i) => {
+                report.matched_cells += 1;
+                seen[i].0 += f.turns;
+                seen[i].1 += f.successes;
+                seen[i].2 += f.failures;
+            }
+            None => report.unmatched_cells.push((f.cell.clone(), f.turns)),
+        }
+    }
+    let weights: Vec<f64> = cells.iter().map(|c| taxonomy.cell_weight(c)).collect();
+    let mut needs = Vec::with_capacity(cells.len());
+    let mut rewards = Vec::with_capacity(cells.len());
+    for (i, &(n, s, f)) in seen.iter().enumerate() {
+        let reward = (s as f64 + 1.0) / ((s + f) as f64 + 2.0);
+        let need = (1.0 - reward) + 1.0 / (1.0 + n as f64).sqrt();
+        rewards.push(reward);
+        needs.push(if config.proportional {
+            need * weights[i]
+        } else {
+            need
+        });
+    }
+    let quotas = largest_remainder(&needs, config.count, config.seed);
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by(|&a, &b| needs[b].total_cmp(&needs[a]).then(a.cmp(&b)));
+    report.neediest = order
+        .iter()
+        .take(10)
+        .map(|&i| {
+            (
+                taxonomy.cell_key(&cells[i]),
+                needs[i],
+                rewards[i],
+                seen[i].0,
+            )
+        })
+        .collect();
+    let mut planned = Vec::new();
+    let mut covered: Vec<Vec<bool>> = taxonomy
+        .dimensions
+        .iter()
+        .map(|d| vec![false; d.values.len()])
+        .collect();
+    for (i, cell) in cells.iter().enumerate() {
+        if quotas[i] == 0 {
+            continue;
+        }
+        for (d, &v) in cell.0.iter().enumerate() {
+            covered[d][v] = true;
+        }
+        planned.push(PlanCell {
+            cell: taxonomy.cell_key(cell),
+            quota: quotas[i],
+            weight: weights[i],
+            explicit: false,
+        });
+    }
+    let mut uncovered_values = Vec::new();
+    for (d, dim) in taxonomy.dimensions.iter().enumerate() {
+        for (v, value) in dim.values.iter().enumerate() {
+            if !covered[d][v] {
+                uncovered_values.push(format!("{}={}", dim.id, value.id));
+            }
+        }
+    }
+    let plan = Plan {
+        taxonomy: taxonomy.name.clone(),
+        total: planned.iter().map(|c| c.quota).sum(),
+        mode: "feedback".to_string(),
+        seed: config.seed,
+        grid_cells: grid,
+        sampled: (config.count as usize) < cells.len(),
+        cells: planned,
+        uncovered_values,
+    };
+    Ok((plan, report))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +667,68 @@ mod tests {
         )
         .expect("plan");
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn feedback_plan_favours_the_worst_and_the_unseen_cells() {
+        let t = taxonomy();
+        let cells: Vec<String> = t.allowed_cells().take(3).map(|c| t.cell_key(&c)).collect();
+        let fb = vec![
+            CellFeedback {
+                cell: cells[0].clone(),
+                turns: 40,
+                successes: 40,
+                failures: 0,
+            },
+            CellFeedback {
+                cell: cells[1].clone(),
+                turns: 40,
+                successes: 0,
+                failures: 40,
+            },
+            CellFeedback {
+                cell: "all".into(),
+                turns: 5,
+                successes: 1,
+                failures: 4,
+            },
+        ];
+        let count = t.allowed_cell_count() * 20;
+        let (plan, report) = build_feedback_plan(
+            &t,
+            &PlanConfig {
+                count,
+                ..Default::default()
+            },
+            &fb,
+        )
+        .expect("plan");
+        assert_eq!(plan.total, count);
+        let quota = |key: &str| {
+            plan.cells
+                .iter()
+                .find(|c| c.cell == key)
+                .map_or(0, |c| c.quota)
+        };
+        let (best, worst, unseen) = (quota(&cells[0]), quota(&cells[1]), quota(&cells[2]));
+        assert!(
+            worst > best && unseen > worst,
+            "best {best}, worst {worst}, unseen {unseen}"
+        );
+        assert_eq!(report.matched_cells, 2);
+        assert_eq!(report.unmatched_cells, vec![("all".to_string(), 5)]);
+        // The plan round-trips through the file `generate --plan` reads.
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("plan.json");
+        plan.save(&path).expect("save");
+        assert_eq!(
+            Plan::load(&path)
+                .expect("load")
+                .resolve(&t)
+                .expect("resolve")
+                .len(),
+            plan.cells.len()
+        );
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub enum Command {
     /// Create, revoke or list the feedback service's API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Turn the feedback service's log into training data, a Vowpal Wabbit log, policy estimates.
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
     /// Install or list the offline default models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -193,6 +196,11 @@ pub struct IngestArgs {
     /// Fail on the first bad row instead of quarantining it.
     #[arg(long)]
     pub strict: bool,
+    /// Handle only shard I of N (0-based) of the input, so N jobs (a Kubernetes indexed job, a
+    /// Slurm array) split it: records by a stable hash of their id (raw rows, before a record exists, by file and line). The N outputs listed in
+    /// shard order hold every record once.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<aligndata_dataset::ShardSpec>,
 }
 
 /// `aligndata plan`
@@ -225,6 +233,12 @@ pub struct PlanArgs {
     /// Where to write the plan (JSON).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: PathBuf,
+    /// Plan the next round from the feedback service's database (`sqlite:PATH` or
+    /// `postgres://...`): per allowed cell with n turns and s/f good/bad feedback events,
+    /// need = (1 - (s+1)/(s+f+2)) + 1/sqrt(1+n), and quotas are proportional to need, so cells
+    /// where users are least satisfied or that the agent has seen least get the most inputs.
+    #[arg(long, value_name = "DB", conflicts_with = "cells")]
+    pub from_feedback: Option<String>,
 }
 
 /// Which generator `aligndata generate` uses.
@@ -255,9 +269,14 @@ Examples:
   aligndata generate --taxonomy t.yaml --plan plan.json --backend template --out data/dry-run
   aligndata generate --taxonomy t.yaml --count 1000 --backend openai \\
       --base-url http://localhost:8000/v1 --model Qwen2.5-7B-Instruct --out data/synthetic
+  aligndata generate --taxonomy t.yaml --count 500 --against data/real data/round1 \\
+      --semantic-threshold 0.9 --min-novelty 0.15 --out data/round2
 
 Every attempt is written; rejected ones carry a flag naming the reason (refusal, truncated,
-empty, too-short, near-duplicate, backend-error). Templates and the persona/style facets are read
+empty, too-short, near-duplicate, semantic-duplicate, low-novelty, off-cell, backend-error).
+Judged attempts are logged batch by batch in .<DIR>.generate-work/ beside the output: a run that
+was interrupted (even by kill -9) and is started again with the same arguments keeps what was
+decided and generates only the remainder. Templates and the persona/style facets are read
 from --templates (default: the `templates/` folder beside the taxonomy, else built-in copies of
 examples/self-doubt/templates/).")]
 pub struct GenerateArgs {
@@ -326,6 +345,23 @@ pub struct GenerateArgs {
     /// With --check: set aside (flag `off-cell`) inputs whose labels disagree with their cell.
     #[arg(long)]
     pub reject_off_cell: bool,
+    /// Existing datasets (real data, earlier rounds) to check candidates against, as well as
+    /// everything accepted in this run: near-copies of their kept records are rejected, and
+    /// novelty is measured against them.
+    #[arg(long, num_args = 1.., value_name = "DATASET")]
+    pub against: Vec<PathBuf>,
+    /// Reject a candidate whose embedding (--embedder) has cosine ≥ COS with a known text
+    /// (flag `semantic-duplicate`, naming the matched record). Off by default.
+    #[arg(long, value_name = "COS")]
+    pub semantic_threshold: Option<f32>,
+    /// Reject a candidate whose novelty (1 − cosine to its nearest known text, stored in the
+    /// record's `novelty` score) is below X (flag `low-novelty`). Off by default.
+    #[arg(long, value_name = "X")]
+    pub min_novelty: Option<f64>,
+    /// Attempts per batch: the model's batch and the unit of the resume log (0: 4096 for the
+    /// template backend, 64 for a model).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub batch: usize,
     /// Do not use the completion cache (reruns then call the model again).
     #[arg(long)]
     pub no_cache: bool,
@@ -396,13 +432,18 @@ pub struct LabelArgs {
     /// LLM: environment variable holding the API key (openai).
     #[arg(long, default_value = "OPENAI_API_KEY")]
     pub api_key_env: String,
+    /// Handle only shard I of N (0-based) of the input, so N jobs (a Kubernetes indexed job, a
+    /// Slurm array) split it: records by a stable hash of their id. The N outputs listed in
+    /// shard order hold every record once, labelled as one unsharded run labels it.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<aligndata_dataset::ShardSpec>,
 }
 
 /// `aligndata label train`
 #[derive(Debug, Subcommand)]
 pub enum LabelCommand {
-    /// Train a labeller (one linear classifier per dimension on embeddings) and save it.
-    Train(LabelTrainArgs),
+    /// Train a labeller (one linear classifier per dimension on TF-IDF words and embeddings) and save it.
+    Train(Box<LabelTrainArgs>),
 }
 
 /// `aligndata label train`
@@ -412,7 +453,12 @@ Training labels come from: a dataset's `intended` cells (synthetic records; the 
 `labels` (--from labels, optionally --from labels:METHOD), or a JSONL file (--label-field,
 optionally --text-field and --label-map). A label is mapped through --label-map (a YAML or JSON
 map from your label to a list of `dimension=value`), or read as `dimension=value`, or as a value id
-that only one dimension has. Per-label thresholds are tuned on a held-out share (--holdout).")]
+that only one dimension has. Per-label thresholds are tuned on a held-out share (--holdout).
+
+Features (--features): `tfidf+embedding` (the default: TF-IDF word unigrams and bigrams beside the
+embedding, one logistic regression per value, solved to the optimum with L-BFGS; the best on
+GoEmotions, see BENCHMARKS.md), `tfidf` (words only: no embedding model needed, seconds to
+train), or `embedding` (the embedding only, mini-batch Adam; the format-1 labeller).")]
 pub struct LabelTrainArgs {
     /// A dataset directory or a JSONL file of labelled texts.
     pub input: PathBuf,
@@ -437,12 +483,19 @@ pub struct LabelTrainArgs {
     /// Embedder: hashed, static or minilm.
     #[arg(long, default_value = "minilm", value_name = "KIND")]
     pub embedder: String,
-    /// Training passes.
-    #[arg(long, default_value_t = 12)]
-    pub epochs: usize,
-    /// L2 penalty.
-    #[arg(long, default_value_t = 1e-4)]
-    pub l2: f32,
+    /// tfidf+embedding, tfidf or embedding (see below).
+    #[arg(long, default_value = "tfidf+embedding", value_name = "SET")]
+    pub features: String,
+    /// TF-IDF: keep words and bigrams that at least this many texts contain.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub min_df: usize,
+    /// Training passes (embedding: Adam epochs, default 12) or at most this many L-BFGS
+    /// iterations (with tfidf, default 100).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// L2 penalty per example (default 7e-6 with tfidf, 1e-4 embedding only).
+    #[arg(long)]
+    pub l2: Option<f32>,
     /// Share held out to tune thresholds.
     #[arg(long, default_value_t = 0.15)]
     pub holdout: f64,
@@ -508,6 +561,13 @@ pub struct DedupArgs {
     /// Seed of the MinHash permutations and LSH hyperplanes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Handle only shard I of N (0-based) of the input, so N jobs (a Kubernetes indexed job, a
+    /// Slurm array) split it: records by a stable hash of their id. The N outputs listed in
+    /// shard order hold every record once. Duplicates are found within a shard only: run
+    /// `aligndata dedup OUT0 OUT1 ...` over the shard outputs to find those across shards (records
+    /// flagged already never become keepers).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<aligndata_dataset::ShardSpec>,
 }
 
 /// `aligndata select`
@@ -556,11 +616,15 @@ pub struct SelectArgs {
     /// Flag records whose outlier score is at or above this value (instead of the percentile).
     #[arg(long, value_name = "SCORE")]
     pub outlier_threshold: Option<f64>,
-    /// Exact neighbour search up to this many records; beyond, against a random reference sample.
-    #[arg(long, default_value_t = 50_000, value_name = "N")]
-    pub brute_force_limit: usize,
-    /// Size of the reference sample beyond --brute-force-limit.
+    /// Exact neighbour search up to this many records (every pair compared, embeddings in
+    /// memory); beyond, against a random reference sample, embeddings streamed from a temporary
+    /// file beside --out, so memory stays flat whatever the input size.
     #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub brute_force_limit: usize,
+    /// Size of the reference sample beyond --brute-force-limit: the outlier score is then the
+    /// density at the scale of k/N of the data (cost: records × N; see BENCHMARKS.md for how the
+    /// ranking agrees with the exact one per N).
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
     pub reference_size: usize,
     /// 0 = most representative (facility location) … 1 = most diverse (k-center).
     #[arg(long, default_value_t = 0.3, value_name = "LAMBDA")]
@@ -614,7 +678,9 @@ pub struct RespondArgs {
     /// Crisis resources per locale; default: the built-in copy of examples/self-doubt/resources.yaml.
     #[arg(long, value_name = "FILE")]
     pub resources: Option<PathBuf>,
-    /// Locale of the crisis resources (e.g. US, UK, CA, IE, AU); default: the file's fallback.
+    /// Locale of the crisis resources (e.g. US, UK, CA, IE, AU) for records that carry none (a
+    /// record's own `locale`, from its intended cell or a `locale` label, wins); default: the
+    /// file's fallback.
     #[arg(long)]
     pub locale: Option<String>,
     /// The model backend.
@@ -638,14 +704,16 @@ pub struct RespondArgs {
     /// Records per model batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Also flag inputs close to crisis exemplars by embedding (minilm, static, hashed, or none);
-    /// it only adds to the rules, which alone miss most unseen phrasings (see BENCHMARKS.md).
+    /// Embedder of the trained crisis classifier used beside the rules: minilm (the shipped
+    /// model), static or hashed (trained at start from the built-in examples), or none (rules
+    /// only: more false alarms, fewer unseen phrasings caught; see BENCHMARKS.md).
     #[arg(long, value_name = "KIND", default_value = "minilm")]
     pub safety_embedder: String,
-    /// Minimum cosine to a crisis exemplar for --safety-embedder (0.40: chosen on the labelled
-    /// set for MiniLM; other embedders need their own).
-    #[arg(long, default_value_t = 0.40, value_name = "COS")]
-    pub safety_cosine: f32,
+    /// Probability at which the crisis classifier flags an input on its own (default: the
+    /// model's, chosen by cross-validation for precision 0.9). Lower catches more, with more
+    /// false alarms.
+    #[arg(long, value_name = "P")]
+    pub safety_threshold: Option<f32>,
     /// Do not use the completion cache (reruns then call the model again).
     #[arg(long)]
     pub no_cache: bool,
@@ -796,8 +864,12 @@ Examples:
 
 The API is described at /openapi.json. Clients send `Authorization: Bearer KEY`. An
 acknowledged write is committed to disk (SQLite WAL with synchronous=FULL, or PostgreSQL)
-before the reply. Several instances may share one PostgreSQL database.")]
+before the reply; concurrent writes share one commit (group commit). Several instances may
+share one PostgreSQL database. `aligndata serve bench` load-tests the service.")]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
     #[command(flatten)]
     pub db: DbArgs,
     /// Store user messages, comments and corrections as they arrive, without replacing personal
@@ -828,6 +900,154 @@ pub struct ServeArgs {
     /// Database connections (PostgreSQL; SQLite readers, with one writer).
     #[arg(long, default_value_t = 16)]
     pub max_connections: u32,
+    /// Label each user message into a taxonomy cell (the bandit's context and the stored cell)
+    /// with the offline labeller: `prototype` (similarity to the taxonomy's descriptions, keywords
+    /// and examples), a MODEL.json from `aligndata label train`, or `none` (one cell, `all`).
+    /// Needs --taxonomy. A client's explicit `cell` still wins.
+    #[arg(long, default_value = "none", value_name = "prototype|MODEL.json|none")]
+    pub labeller: String,
+    /// The taxonomy YAML file the labeller labels into.
+    #[arg(long, value_name = "FILE")]
+    pub taxonomy: Option<PathBuf>,
+}
+
+/// `aligndata serve bench`
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Load-test the service: start `aligndata serve`, drive it from several client processes,
+    /// kill -9 it half-way and restart it, then check every acknowledged event is stored once.
+    Bench(ServeBenchArgs),
+}
+
+/// `aligndata serve bench`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata serve bench                          # SQLite, then a private PostgreSQL; 60 s each
+  aligndata serve bench --store sqlite --seconds 10
+  aligndata serve bench --store postgres --pg-url postgres://aligndata@127.0.0.1:5432/bench
+
+Each client process runs --concurrency simulated agents; an agent asks the policy for an arm,
+records a turn, then posts --feedback-per-turn feedback events (thumb, rating, comment,
+correction, pairwise), each with an idempotency key, retrying unacknowledged requests with the
+same key as a real client would. Half-way (--kill-at) the server gets SIGKILL and is restarted on
+the same database and port. At the end the database is read directly: every acknowledged event
+must be stored exactly once, and nothing stored twice; the exit status is 1 otherwise.
+
+SQLite runs on a fresh file in a temporary directory. PostgreSQL: with --pg-url, that database
+(nobody else should write to it during the run); without, a private throwaway cluster started
+from the Debian package's binaries (/usr/lib/postgresql/*/bin) on 127.0.0.1:54330 or above, run
+as the `postgres` user when invoked as root, removed afterwards.")]
+pub struct ServeBenchArgs {
+    /// Which stores to test, one after the other.
+    #[arg(long, value_enum, default_value = "both")]
+    pub store: BenchStore,
+    /// Seconds of load per store.
+    #[arg(long, default_value_t = 60.0, value_name = "S")]
+    pub seconds: f64,
+    /// Client processes.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub clients: usize,
+    /// Simulated agents (concurrent requests) per client process.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Feedback events each agent posts per turn.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub feedback_per_turn: usize,
+    /// When to kill -9 the server, as a fraction of --seconds (0: never).
+    #[arg(long, default_value_t = 0.5, value_name = "F")]
+    pub kill_at: f64,
+    /// Use this PostgreSQL database instead of starting a private server.
+    #[arg(long, value_name = "URL")]
+    pub pg_url: Option<String>,
+    /// Keep the SQLite database and the clients' logs here (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Internal: run as one client process with this configuration file.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub worker: Option<PathBuf>,
+}
+
+/// Stores `aligndata serve bench` can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchStore {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+/// `aligndata feedback ...`
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// Write training data from feedback: unpaired rows from thumbs and ratings, preference
+    /// pairs from pairwise choices and corrections, SFT rows from corrections; PII-scrubbed and
+    /// deduplicated. Optionally the decision log in Vowpal Wabbit's contextual-bandit format.
+    Export(FeedbackExportArgs),
+    /// Estimate what another policy would have earned on the logged decisions (IPS, SNIPS),
+    /// beside the logging policy's observed mean reward.
+    Offpolicy(FeedbackOffpolicyArgs),
+}
+
+/// `aligndata feedback export`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  aligndata feedback export --db sqlite:feedback.db --out data/feedback
+  aligndata feedback export --db postgres://aligndata@db/aligndata --out data/feedback --vw log.vw
+
+Files in --out (replaced atomically): unpaired.{jsonl,parquet} (TRL `prompt`, `completion`,
+`label`: the latest thumb or rating of a turn; up or rating >= 4 is true), preference.{jsonl,parquet}
+(TRL `prompt`, `chosen`, `rejected`: pairwise choices between candidates, and corrections chosen
+over the agent's response), sft.{jsonl,parquet} (`messages` ending in the correction),
+provenance.jsonl (row -> turn and feedback ids), quarantine.jsonl (events that made no row, why),
+dataset/ (one record per user message, source `feedback`, for `aligndata dedup`/`export`/`report`)
+and summary.json. Every text is PII-scrubbed; rows are deduplicated per file (exact normal form,
+then MinHash near duplicates), the first kept.
+
+--vw writes one line per logged policy decision that got reward-bearing feedback, in Vowpal
+Wabbit's contextual-bandit label format `action:cost:probability | features`, for `vw --cb K`:
+action = the arm's number (arms sorted by name, from 1; the mapping is in the summary),
+cost = 1 - reward (reward = share of the turn's thumbs/ratings/corrections that were good, so
+cost 0 is the best outcome and 1 the worst), probability = the logged propensity, features = the
+cell's `dim=value` parts.")]
+pub struct FeedbackExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Output directory for the training files.
+    #[arg(long, short = 'o', value_name = "DIR", required_unless_present = "vw")]
+    pub out: Option<PathBuf>,
+    /// Also (or only) write the decision log in Vowpal Wabbit contextual-bandit format here.
+    #[arg(long, value_name = "FILE")]
+    pub vw: Option<PathBuf>,
+    /// A system message put first in every prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+    /// MinHash Jaccard at or above which two rows count as near duplicates.
+    #[arg(long, default_value_t = 0.8, value_name = "J")]
+    pub near_threshold: f64,
+    /// Export texts as stored, without replacing personal data by placeholders.
+    #[arg(long)]
+    pub keep_pii: bool,
+}
+
+/// `aligndata feedback offpolicy`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Policies: greedy (per cell, the arm with the best posterior mean reward in the log; fitted on
+the same log, so optimistic), uniform (every offered arm equally), logging (the policy that
+logged the data: its IPS equals the observed mean, a check), arm=NAME (always that arm).
+
+Each outcome is a turn that used a `/v1/policy/choose` decision and got reward-bearing feedback;
+its reward is the share of those events that were good. IPS = mean(w * r), SNIPS = sum(w * r) /
+sum(w), with w = policy's probability of the logged arm / logged propensity; the effective
+sample size (sum w)^2 / sum w^2 says how many outcomes the estimate is really worth.
+The same figures are served at GET /v1/policy/offpolicy?policy=... (read scope).")]
+pub struct FeedbackOffpolicyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The policy to evaluate (repeatable): greedy, uniform, logging or arm=NAME.
+    #[arg(long = "policy", value_name = "POLICY", default_values_t = ["greedy".to_string(), "uniform".to_string()])]
+    pub policies: Vec<String>,
 }
 
 /// `aligndata keys ...`
@@ -908,6 +1128,25 @@ mod tests {
     #[test]
     fn flag_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn feedback_export_needs_an_output_and_plan_from_feedback_excludes_cells() {
+        assert!(Cli::try_parse_from(["aligndata", "feedback", "export", "--db", "x.db"]).is_err());
+        assert!(Cli::try_parse_from(["aligndata", "feedback", "export", "--vw", "log.vw"]).is_ok());
+        let plan = [
+            "aligndata",
+            "plan",
+            "--taxonomy",
+            "t.yaml",
+            "--count",
+            "9",
+            "--out",
+            "p.json",
+        ];
+        let with = |extra: &[&'static str]| Cli::try_parse_from(plan.iter().chain(extra));
+        assert!(with(&["--from-feedback", "sqlite:f.db"]).is_ok());
+        assert!(with(&["--from-feedback", "sqlite:f.db", "--cell", "a=b=1"]).is_err());
     }
 
     #[test]

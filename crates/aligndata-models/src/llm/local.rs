@@ -16,14 +16,19 @@
 //!   RNG seeded from its request: a request gives bit-identical output alone or in a batch
 //!   (with the f32 path off, see [`LocalConfig::dense_min_rows`]; with it on, only the same batch
 //!   gives the same output).
-//! - **f32 GEMM for wide steps.** Prefill and batched decoding have many rows per matmul, where
-//!   candle's f32 GEMM is several times faster than its quantized dot products; small models keep
-//!   an f32 copy of the weights for those steps (`dense_min_rows`, `dense_max_bytes`).
-//! - **Weights in a fast format.** candle's CPU kernels have SIMD dot products for Q4_0, Q8_0 and
-//!   the k-quants, but a scalar one for Q4_1/Q5_0/Q5_1 (SmolLM2's default file is Q4_1). Such
-//!   weights are re-quantized once at load to Q8_0 (finer than the source grid, so the model is
-//!   essentially unchanged), and q/k/v and gate/up are fused into single matmuls (fewer, larger
-//!   passes over the weights; it matters for a model as small as SmolLM2-135M).
+//! - **Our own kernels for decoding.** Q4_1 and Q8_0 weights stay as they are in the file and
+//!   are multiplied by Q8_1-quantized activations with AVX512-VNNI / AVX2 / portable kernels
+//!   ([`super::qmat`]), each weight row against every sequence of the step while it is in cache:
+//!   one pass over the weights serves the whole batch. candle's CPU backend has no SIMD kernel
+//!   for Q4_1 (SmolLM2's default file), and one activation row at a time for the others. Formats
+//!   that no SIMD kernel handles (Q5_0, Q5_1, f16) are re-quantized once at load to Q8_0 (finer
+//!   than the source grid, so the model is essentially unchanged); Q4_0 and the k-quants use
+//!   candle's kernels. q/k/v and gate/up are fused into single matmuls (fewer, larger passes
+//!   over the weights; it matters for a model as small as SmolLM2-135M).
+//! - **f32 GEMM for long prompts.** A step with hundreds of prompt rows is compute-bound, where
+//!   candle's f32 GEMM is fastest; small models keep an f32 copy of the weights for steps of at
+//!   least `dense_min_rows` rows (`dense_max_bytes`). Decode steps (one row per sequence) stay on
+//!   the quantized kernels.
 //!
 //! Supported: `general.architecture` `llama` (also Mistral and SmolLM2 files, which use it) and
 //! `qwen2` (q/k/v biases, NEOX RoPE); tokenizers of the byte-level BPE ("gpt2") kind. The chat
@@ -31,8 +36,8 @@
 //! `json_mode` is not enforced by constrained decoding; a reply that parses after the same repair
 //! as the OpenAI backend's is returned repaired.
 //!
-//! Threads: candle's matmuls use its own pool and attention uses rayon's; both size themselves
-//! from `RAYON_NUM_THREADS` (default: all cores).
+//! Threads: the quantized matmuls, attention and candle's f32 GEMM all use rayon's pool, sized by
+//! `RAYON_NUM_THREADS` (default: all cores); each forward pass runs on a pool thread.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -45,6 +50,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use super::qmat::{BlockQ8_1, QK, QMat, WeightKind, quantize_rows};
 use super::tokenizer::GgufTokenizer;
 use super::{Completion, CompletionRequest, FinishReason, Llm, Stats, Usage, apply_stop};
 
@@ -58,14 +64,15 @@ pub struct LocalConfig {
     /// Keep generating past end-of-generation tokens (benchmarks: fixed output lengths).
     pub ignore_eos: bool,
     /// Also keep f32 copies of the weights, used when a step has at least `dense_min_rows`
-    /// rows (prefill, batched decoding): candle's f32 GEMM does several times the multiply-adds
-    /// per second of its quantized dot products, at 4 bytes per weight. Off for models whose f32
-    /// copy would exceed `dense_max_bytes`. 0 turns it off.
+    /// rows (long prompts, many prompts admitted together): there candle's f32 GEMM is faster
+    /// than the quantized kernels, at 4 bytes per weight. Off for models whose f32 copy would
+    /// exceed `dense_max_bytes`. 0 turns it off.
     ///
-    /// Trade-off: with it on, a sequence's decode steps use the f32 or the quantized kernels
-    /// depending on how many rows the step has, so a request's text alone and in a batch can
-    /// diverge after a few tokens (both are samples of the same model; the rows of one step are
-    /// still independent of each other). With it off, output is bit-identical alone or batched.
+    /// Trade-off: with it on, a prompt's prefill uses the f32 or the quantized kernels depending
+    /// on how many rows its step has (decode steps of up to `dense_min_rows - 1` sequences always
+    /// use the quantized ones), so a request's text alone and in a batch can differ (both are
+    /// samples of the same model; the rows of one step are still independent of each other).
+    /// With it off, output is bit-identical alone or batched.
     pub dense_min_rows: usize,
     pub dense_max_bytes: u64,
 }
@@ -76,7 +83,7 @@ impl Default for LocalConfig {
             max_batch: 16,
             max_prefill_tokens: 4096,
             ignore_eos: false,
-            dense_min_rows: 4,
+            dense_min_rows: 64,
             dense_max_bytes: 2 << 30,
         }
     }
@@ -92,10 +99,27 @@ pub struct LocalLlm {
     stats: std::sync::Mutex<Stats>,
 }
 
-/// One or more weight matrices applied to the same input; fused into one matmul when they were
-/// re-quantized (see the module docs).
+/// One weight matrix: our own kernels for Q4_1/Q8_0 (see [`super::qmat`]), candle's for the
+/// rest (k-quants, f16, f32).
+enum Mat {
+    Own(QMat),
+    Candle(QMatMul),
+}
+
+impl Mat {
+    fn width(&self) -> Result<usize> {
+        Ok(match self {
+            Mat::Own(q) => q.rows(),
+            Mat::Candle(QMatMul::QTensor(q)) => q.shape().dims2()?.0,
+            Mat::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => t.dims2()?.0,
+        })
+    }
+}
+
+/// One or more weight matrices applied to the same input; fused into one matmul when they have
+/// the same format (see the module docs).
 struct Proj {
-    mats: Vec<QMatMul>,
+    mats: Vec<Mat>,
     /// f32 copies of `mats` for steps with many rows (see [`LocalConfig::dense_min_rows`]).
     dense: Vec<QMatMul>,
     /// For each logical output (e.g. q, k, v): (index in `mats`, column offset, width).
@@ -121,6 +145,7 @@ impl<'a> View<'a> {
     }
 }
 
+/// Formats with a SIMD kernel in candle's CPU backend (kept as they are when not ours).
 fn fast_on_cpu(dt: GgmlDType) -> bool {
     matches!(
         dt,
@@ -135,23 +160,30 @@ fn fast_on_cpu(dt: GgmlDType) -> bool {
     )
 }
 
+/// Converts a tensor to one of our kernels' formats: Q4_1 and Q8_0 as they are; formats that no
+/// SIMD kernel handles (Q5_0, Q5_1, f16, ...) re-quantized to Q8_0 once at load (finer than
+/// the 4/5-bit source grids, so the model is essentially unchanged). `None`: left to candle
+/// (Q4_0, the k-quants, f32), or a width that is not a multiple of 32.
+fn to_own(q: &QTensor) -> Result<Option<QMat>> {
+    let (rows, cols) = q.shape().dims2()?;
+    if !cols.is_multiple_of(QK) {
+        return Ok(None);
+    }
+    let (kind, raw) = match q.dtype() {
+        GgmlDType::Q4_1 => (WeightKind::Q4_1, q.data()?.into_owned()),
+        GgmlDType::Q8_0 => (WeightKind::Q8_0, q.data()?.into_owned()),
+        dt if !fast_on_cpu(dt) => {
+            let t = q.dequantize(&Device::Cpu)?;
+            let q8 = QTensor::quantize(&t, GgmlDType::Q8_0)?;
+            (WeightKind::Q8_0, q8.data()?.into_owned())
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(QMat::from_gguf(kind, rows, cols, &raw)?))
+}
+
 impl Proj {
     fn load(qts: Vec<QTensor>, dense: bool) -> Result<Self> {
-        let mut p = Self::load_q(qts)?;
-        if dense {
-            p.dense = p
-                .mats
-                .iter()
-                .map(|m| match m {
-                    QMatMul::QTensor(q) => Ok(QMatMul::Tensor(q.dequantize(&Device::Cpu)?)),
-                    other => Ok(other.clone()),
-                })
-                .collect::<candle_core::Result<_>>()?;
-        }
-        Ok(p)
-    }
-
-    fn load_q(qts: Vec<QTensor>) -> Result<Self> {
         let dev = Device::Cpu;
         let mut outs = Vec::new();
         let mut in_dim = 0;
@@ -160,51 +192,97 @@ impl Proj {
             outs.push(o);
             in_dim = i;
         }
-        let all_fast = qts.iter().all(|q| fast_on_cpu(q.dtype()));
-        if all_fast || in_dim % 32 != 0 {
-            let parts = outs.iter().enumerate().map(|(i, &w)| (i, 0, w)).collect();
-            let mats = qts
-                .into_iter()
-                .map(QMatMul::from_qtensor)
-                .collect::<candle_core::Result<_>>()?;
-            return Ok(Self {
-                mats,
-                dense: Vec::new(),
-                parts,
-                widths: outs,
-                in_dim,
-            });
+        let own = qts.iter().map(to_own).collect::<Result<Vec<_>>>()?;
+        let fusable = own.iter().all(|o| o.is_some()) && {
+            let kinds: Vec<_> = own.iter().flatten().map(|o| o.kind()).collect();
+            kinds.windows(2).all(|w| w[0] == w[1])
+        };
+        // Each group of source tensors becomes one matrix of `mats`.
+        let groups: Vec<Vec<usize>> = if fusable {
+            vec![(0..qts.len()).collect()]
+        } else {
+            (0..qts.len()).map(|i| vec![i]).collect()
+        };
+        let dense_mats = if dense {
+            groups
+                .iter()
+                .map(|g| {
+                    let deq = g
+                        .iter()
+                        .map(|&i| qts[i].dequantize(&dev))
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    Ok(QMatMul::Tensor(Tensor::cat(&deq, 0)?))
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let mut own: Vec<Option<QMat>> = own;
+        let mut qts: Vec<Option<QTensor>> = qts.into_iter().map(Some).collect();
+        let mut mats = Vec::new();
+        let mut parts = vec![(0, 0, 0); outs.len()];
+        for (gi, g) in groups.iter().enumerate() {
+            let mut off = 0;
+            for &i in g {
+                parts[i] = (gi, off, outs[i]);
+                off += outs[i];
+            }
+            let mine: Vec<QMat> = g.iter().filter_map(|&i| own[i].take()).collect();
+            if mine.len() == g.len() {
+                mats.push(Mat::Own(QMat::concat(mine)?));
+            } else {
+                let q = qts[g[0]].take().context("internal: tensor used twice")?;
+                mats.push(Mat::Candle(QMatMul::from_qtensor(q)?));
+            }
         }
-        let deq = qts
-            .iter()
-            .map(|q| q.dequantize(&dev))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let cat = Tensor::cat(&deq, 0)?;
-        let fused = QTensor::quantize(&cat, GgmlDType::Q8_0)?;
-        let mut parts = Vec::new();
-        let mut off = 0;
-        for &w in &outs {
-            parts.push((0, off, w));
-            off += w;
-        }
+        let widths = mats.iter().map(Mat::width).collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            mats: vec![QMatMul::from_qtensor(fused)?],
-            dense: Vec::new(),
+            mats,
+            dense: dense_mats,
             parts,
-            widths: vec![off],
+            widths,
             in_dim,
         })
     }
 
-    fn forward(&self, x: &[f32], rows: usize, dense_min_rows: usize) -> Result<Vec<Vec<f32>>> {
-        let t = Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu)?;
-        let mats = if rows >= dense_min_rows && !self.dense.is_empty() {
-            &self.dense
-        } else {
-            &self.mats
-        };
-        mats.iter()
-            .map(|m| Ok(m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?))
+    /// Applies every matrix to the `rows` rows of `x`; `scratch` holds the quantized input.
+    fn forward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        dense_min_rows: usize,
+        scratch: &mut Vec<BlockQ8_1>,
+    ) -> Result<Vec<Vec<f32>>> {
+        if rows >= dense_min_rows && !self.dense.is_empty() {
+            let t = Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu)?;
+            return self
+                .dense
+                .iter()
+                .map(|m| Ok(m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?))
+                .collect();
+        }
+        let mut quantized = false;
+        let mut tensor = None;
+        self.mats
+            .iter()
+            .map(|m| match m {
+                Mat::Own(q) => {
+                    if !quantized {
+                        quantize_rows(x, rows, scratch);
+                        quantized = true;
+                    }
+                    let mut out = vec![0f32; rows * q.rows()];
+                    q.matmul(scratch, rows, &mut out);
+                    Ok(out)
+                }
+                Mat::Candle(c) => {
+                    if tensor.is_none() {
+                        tensor = Some(Tensor::from_slice(x, (rows, self.in_dim), &Device::Cpu)?);
+                    }
+                    let t = tensor.as_ref().context("internal: no input tensor")?;
+                    Ok(c.forward(t)?.flatten_all()?.to_vec1::<f32>()?)
+                }
+            })
             .collect()
     }
 
@@ -480,6 +558,7 @@ impl Model {
                 bail!("context window of {} tokens exceeded", self.n_ctx);
             }
         }
+        let mut scratch = Vec::new();
         let mut x = vec![0f32; rows * dim];
         for (row, &tok) in tokens.iter().flat_map(|t| t.iter()).enumerate() {
             let tok = tok as usize;
@@ -496,7 +575,9 @@ impl Model {
 
         for (li, layer) in self.layers.iter().enumerate() {
             let h = rmsnorm(&x, &layer.attn_norm, self.eps, rows);
-            let bufs = layer.qkv.forward(&h, rows, self.dense_min_rows)?;
+            let bufs = layer
+                .qkv
+                .forward(&h, rows, self.dense_min_rows, &mut scratch)?;
             let (qv, kv, vv) = (
                 layer.qkv.view(&bufs, 0),
                 layer.qkv.view(&bufs, 1),
@@ -571,7 +652,7 @@ impl Model {
                 }
                 out
             };
-            let outs: Vec<Vec<f32>> = if work * self.n_head < 1 << 16 {
+            let outs: Vec<Vec<f32>> = if work * self.n_head < 1 << 12 {
                 tasks.iter().map(attend).collect()
             } else {
                 tasks.par_iter().map(attend).collect()
@@ -585,11 +666,15 @@ impl Model {
                         .copy_from_slice(&out[i * hd..(i + 1) * hd]);
                 }
             }
-            let o = layer.wo.forward(&attn, rows, self.dense_min_rows)?;
+            let o = layer
+                .wo
+                .forward(&attn, rows, self.dense_min_rows, &mut scratch)?;
             x.iter_mut().zip(&o[0]).for_each(|(a, b)| *a += b);
 
             let h = rmsnorm(&x, &layer.ffn_norm, self.eps, rows);
-            let bufs = layer.gate_up.forward(&h, rows, self.dense_min_rows)?;
+            let bufs = layer
+                .gate_up
+                .forward(&h, rows, self.dense_min_rows, &mut scratch)?;
             let (gv, uv) = (layer.gate_up.view(&bufs, 0), layer.gate_up.view(&bufs, 1));
             let ff = gv.width;
             let mut act = vec![0f32; rows * ff];
@@ -606,7 +691,9 @@ impl Model {
                     .with_min_len(4)
                     .for_each(silu_mul);
             }
-            let d = layer.down.forward(&act, rows, self.dense_min_rows)?;
+            let d = layer
+                .down
+                .forward(&act, rows, self.dense_min_rows, &mut scratch)?;
             x.iter_mut().zip(&d[0]).for_each(|(a, b)| *a += b);
         }
         for (s, t) in seqs.iter_mut().zip(tokens) {
@@ -619,7 +706,9 @@ impl Model {
             last.extend_from_slice(&x[row * dim..(row + 1) * dim]);
         }
         let h = rmsnorm(&last, &self.norm, self.eps, tokens.len());
-        let logits = self.output.forward(&h, tokens.len(), self.dense_min_rows)?;
+        let logits = self
+            .output
+            .forward(&h, tokens.len(), self.dense_min_rows, &mut scratch)?;
         let lv = self.output.view(&logits, 0);
         Ok((0..tokens.len()).map(|i| lv.row(i).to_vec()).collect())
     }
@@ -643,7 +732,7 @@ fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) -> u32
     let inv_t = 1.0 / temperature;
     let probs: Vec<f32> = logits.iter().map(|&l| ((l - mx) * inv_t).exp()).collect();
     let total: f32 = probs.iter().sum();
-    if !(total > 0.0) || !total.is_finite() {
+    if total.is_nan() || total <= 0.0 || total.is_infinite() {
         return argmax();
     }
     let top_p = if top_p > 0.0 && top_p < 1.0 {
@@ -970,7 +1059,10 @@ impl Llm for LocalLlm {
                     .iter_mut()
                     .map(|a| (&mut a.kv, a.feed.as_slice()))
                     .unzip();
-                self.model.forward(&mut kvs, &feeds)
+                // On a pool thread: the matmuls' parallel loops then start from inside the pool
+                // instead of each handing work over from outside it and sleeping until it is done
+                // (about 120 hand-overs per step).
+                rayon::scope(|_| self.model.forward(&mut kvs, &feeds))
             };
             let logits = match step {
                 Ok(l) => l,

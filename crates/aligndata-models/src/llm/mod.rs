@@ -12,8 +12,10 @@
 //!   hashed into a cache key, and so that local decoding is reproducible.
 
 pub mod cache;
+mod http1;
 pub mod local;
 pub mod openai;
+mod qmat;
 mod tokenizer;
 
 #[cfg(test)]

@@ -18,6 +18,11 @@
 //! - **Accounting**: attempts, retries, failures, breaker openings, tokens and cost (prices per 1k
 //!   tokens, default 0) in a [`Stats`] snapshot.
 //!
+//! - **Transport**: plain `http://` servers are spoken to with a lean HTTP/1.1 client
+//!   ([`super::http1`]: ~5 KB per request in flight instead of reqwest's ~25 KB, which matters
+//!   with thousands of requests in flight); `https://`, or any URL when an HTTP proxy is set in
+//!   the environment, with reqwest.
+//!
 //! The trait is synchronous; the backend owns a small tokio runtime and blocks on it, so it must
 //! not be called from inside another tokio runtime's worker thread.
 
@@ -161,6 +166,8 @@ impl Breaker {
 
 struct Shared {
     client: reqwest::Client,
+    /// Plain-HTTP transport, when the base URL allows it (see the module docs).
+    http1: Option<super::http1::Http1>,
     cfg: OpenAiConfig,
     key: Option<String>,
     sem: tokio::sync::Semaphore,
@@ -329,8 +336,18 @@ impl OpenAiLlm {
             cfg.base_url.trim_end_matches('/'),
             cfg.model
         );
+        let http1 = if super::http1::usable(&cfg.base_url) {
+            Some(super::http1::Http1::new(
+                &cfg.base_url,
+                cfg.max_concurrency.max(1),
+                cfg.connect_timeout,
+            )?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             client,
+            http1,
             key,
             sem: tokio::sync::Semaphore::new(cfg.max_concurrency.max(1)),
             breaker: Breaker {
@@ -404,27 +421,68 @@ impl Shared {
                 "completions"
             }
         );
-        let mut rb = self.client.post(&url).json(body);
-        if let Some(k) = &self.key {
-            rb = rb.bearer_auth(k);
-        }
-        let resp = match rb.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_builder() => {
-                return Err(Fail::Fatal(anyhow!("bad request to {url}: {e}")));
+        let (status, headers, bytes) = match &self.http1 {
+            Some(h) => {
+                let payload = serde_json::to_vec(body)
+                    .map_err(|e| Fail::Fatal(anyhow!("bad request to {url}: {e}")))?;
+                let path = if chat {
+                    "chat/completions"
+                } else {
+                    "completions"
+                };
+                let sent = tokio::time::timeout(
+                    self.cfg.request_timeout,
+                    h.post_json(path, self.key.as_deref(), &payload),
+                )
+                .await;
+                let r = match sent {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => return Err(Fail::Retry(anyhow!("POST {url}: {e:#}"), None)),
+                    Err(_) => {
+                        return Err(Fail::Retry(
+                            anyhow!(
+                                "POST {url}: no complete answer within {:?}",
+                                self.cfg.request_timeout
+                            ),
+                            None,
+                        ));
+                    }
+                };
+                let status = reqwest::StatusCode::from_u16(r.status).map_err(|_| {
+                    Fail::Retry(
+                        anyhow!("POST {url}: invalid HTTP status {}", r.status),
+                        None,
+                    )
+                })?;
+                (status, r.headers, bytes::Bytes::from(r.body))
             }
-            Err(e) => return Err(Fail::Retry(anyhow!("POST {url}: {e}"), None)),
+            None => {
+                let mut rb = self.client.post(&url).json(body);
+                if let Some(k) = &self.key {
+                    rb = rb.bearer_auth(k);
+                }
+                let resp = match rb.send().await {
+                    Ok(r) => r,
+                    Err(e) if e.is_builder() => {
+                        return Err(Fail::Fatal(anyhow!("bad request to {url}: {e}")));
+                    }
+                    Err(e) => return Err(Fail::Retry(anyhow!("POST {url}: {e}"), None)),
+                };
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let bytes = match resp.bytes().await {
+                    Ok(b) => b,
+                    Err(_) if !status.is_success() => Default::default(),
+                    Err(e) => {
+                        return Err(Fail::Retry(anyhow!("POST {url}: reading body: {e}"), None));
+                    }
+                };
+                (status, headers, bytes)
+            }
         };
-        let status = resp.status();
         if !status.is_success() {
-            let ra = parse_retry_after(resp.headers());
-            let text: String = resp
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
+            let ra = parse_retry_after(&headers);
+            let text: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
             let err = anyhow!("POST {url}: HTTP {status}: {text}");
             return if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
                 Err(Fail::Retry(err, ra))
@@ -432,10 +490,6 @@ impl Shared {
                 Err(Fail::Fatal(err))
             };
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Fail::Retry(anyhow!("POST {url}: reading body: {e}"), None))?;
         let parsed: Resp = serde_json::from_slice(&bytes)
             .map_err(|e| Fail::Retry(anyhow!("POST {url}: malformed response: {e}"), None))?;
         let choice =

@@ -106,6 +106,12 @@ fn local_chat_is_deterministic_and_batch_invariant() {
         );
         assert!(b.usage.completion_tokens <= 24);
     }
+    // The quantized kernels compute what llama.cpp computes: its greedy answer to the same
+    // rendered prompt (llama-cpp-python 0.3.16, same GGUF, `scripts/bench_llm_llamacpp.py`,
+    // `first_ids`) begins "L'Étoile, la Cité, la Nation" (this small model does not say Paris);
+    // ours agrees up to "la Cité, la" and then continues differently (activation rounding).
+    let greedy = &batched[0].as_ref().unwrap().text;
+    assert!(greedy.starts_with("L'Étoile, la Cité,"), "{greedy:?}");
     // Default (fast) mode: the same batch and seeds give the same texts.
     let m = smol();
     let a = m.complete_batch(&reqs, &|_| {});
@@ -115,7 +121,6 @@ fn local_chat_is_deterministic_and_batch_invariant() {
         assert!(!x.text.trim().is_empty());
         assert_eq!(x.text, y.text);
     }
-    assert!(a[0].as_ref().unwrap().text.contains("Paris"), "{:?}", a[0]);
 }
 
 #[test]
@@ -572,7 +577,7 @@ fn kill_9_mid_run_loses_nothing_and_repeats_nothing() {
         .collect();
     drop(store);
     let n_acked = acked.iter().filter(|&&a| a).count();
-    assert!(n_acked >= 60 && n_acked < N_KILL, "{n_acked}");
+    assert!((60..N_KILL).contains(&n_acked), "{n_acked}");
     let sent_before = server.total.load(Ordering::SeqCst) as usize;
     assert!(
         sent_before - n_acked <= KILL_CONCURRENCY,

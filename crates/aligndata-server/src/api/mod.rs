@@ -9,6 +9,7 @@
 //! | `POST /v1/policy/choose` | ingest | Thompson-sampling arm for a cell, with its propensity |
 //! | `GET /v1/stats/cells` | read | per-cell, per-arm reward counters and posteriors |
 //! | `GET /v1/feedback/recent` | read | newest feedback first |
+//! | `GET /v1/policy/offpolicy` | read | IPS/SNIPS estimate of `?policy=greedy\|uniform\|logging\|arm=NAME` |
 //! | `GET /healthz`, `/readyz`, `/openapi.json` | none | liveness, database reachability, the spec |
 
 use std::future::Future;
@@ -27,6 +28,7 @@ use crate::store::Store;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod evaluate;
 pub mod handlers;
 
 pub use auth::RateLimit;
@@ -139,6 +141,7 @@ pub fn router(store: Store, config: ServerConfig) -> anyhow::Result<Router> {
         .route("/v1/feedback", post(handlers::post_feedback))
         .route("/v1/policy/choose", post(handlers::post_choose))
         .route("/v1/stats/cells", get(handlers::get_cell_stats))
+        .route("/v1/policy/offpolicy", get(evaluate::get_offpolicy))
         .route("/v1/feedback/recent", get(handlers::get_recent_feedback))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))

@@ -9,7 +9,14 @@
 //!
 //! Durability: a write is acknowledged only after its transaction commits. SQLite commits with
 //! `synchronous=FULL` in WAL mode (the WAL is fsynced on every commit); PostgreSQL with its default
-//! `synchronous_commit=on`. Either survives a kill -9 of the server right after the reply.
+//! `synchronous_commit=on`. Either survives a kill -9 of the server right after the reply, and a
+//! power cut too. Why FULL and not NORMAL (the usual WAL pairing): NORMAL also survives kill -9
+//! (the WAL is in the OS page cache) but can lose the last commits on power loss, and an
+//! acknowledged event should not vanish; group commit (below) makes FULL's fsync cheap enough.
+//!
+//! Throughput: turns, feedback and decisions go through a group commit (`writer.rs`): one writer
+//! task per store runs every request waiting at that moment in one transaction (a savepoint
+//! each) and answers them after the single commit, so concurrent requests share one fsync.
 //!
 //! Concurrency: SQLite writes go through a pool of one connection and `BEGIN IMMEDIATE`, so
 //! writers queue in-process instead of failing with `SQLITE_BUSY`; readers use their own pool.
@@ -125,25 +132,12 @@ pub enum StoreError {
     /// Internal: an idempotent insert lost a race to a concurrent twin; retried, never returned.
     #[error("a concurrent request with the same idempotency key won; retry")]
     LostRace,
+    /// The transaction of a group commit failed, so no request in it was stored; retry.
+    #[error("the write was not committed: {0}")]
+    Batch(String),
     /// A stored JSON column did not parse (the database was edited by hand?).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-}
-
-impl StoreError {
-    fn from_db(err: sqlx::Error, field: &'static str, message: &str) -> StoreError {
-        match &err {
-            sqlx::Error::Database(db)
-                if matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation) =>
-            {
-                StoreError::Conflict {
-                    field,
-                    message: message.to_string(),
-                }
-            }
-            _ => StoreError::Db(err),
-        }
-    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -197,10 +191,12 @@ impl Default for StoreOptions {
     }
 }
 
-/// The feedback service's database. Cheap to clone (pools are shared).
+/// The feedback service's database. Cheap to clone (pools and the writer are shared).
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Turns, feedback and decisions go through the group commit (see `writer.rs`).
+    writer: Writer,
 }
 
 /// A turn to record. The user message is already scrubbed; `cell` is the client's explicit cell
@@ -436,13 +432,19 @@ macro_rules! key_from_row {
     }};
 }
 
+// After the row macros, which it uses.
+mod writer;
+
+use writer::{WriteOp, Writer, Written};
+
 const FEEDBACK_BY_ID: &str = "SELECT f.id, f.turn_id, f.kind, f.value, f.rejected, f.text, f.reward, f.server_ts, \
      t.cell, t.arm FROM feedback f JOIN turns t ON t.id = f.turn_id WHERE f.id = $1";
 
 impl Store {
     /// Opens (creating when missing) the database and brings its schema up to date.
+    /// Must be called inside a tokio runtime: it starts the store's writer task there.
     pub async fn open(location: &Location, options: &StoreOptions) -> Result<Store> {
-        let store = match location {
+        let backend = match location {
             Location::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| {
@@ -467,9 +469,7 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                Store {
-                    backend: Backend::Sqlite { write, read },
-                }
+                Backend::Sqlite { write, read }
             }
             Location::Postgres(url) => {
                 let connect = PgConnectOptions::from_str(url).map_err(|e| {
@@ -480,10 +480,16 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                Store {
-                    backend: Backend::Postgres(pool),
-                }
+                Backend::Postgres(pool)
             }
+        };
+        let store = Store {
+            // PostgreSQL: up to 4 concurrent write batches, leaving most connections to reads.
+            writer: Writer::spawn(
+                backend.clone(),
+                (options.max_connections / 4).clamp(1, 4) as usize,
+            ),
+            backend,
         };
         store.migrate().await?;
         Ok(store)
@@ -533,122 +539,10 @@ impl Store {
     }
 
     async fn record_turn_once(&self, new: &NewTurn) -> Result<Receipt<Turn>> {
-        let hash = request_hash(new);
-        let candidates = serde_json::to_string(&new.candidates).unwrap_or_else(|_| "[]".into());
-        let now = now_ms();
-        let receipt = in_write_tx!(self, tx => {
-            if let Some(key) = &new.idempotency_key {
-                let existing = sqlx::query(
-                    "SELECT id, conversation_id, user_message, agent_response, policy_version, cell, arm, \
-                     propensity, decision_id, candidates, client_ts, server_ts, request_hash \
-                     FROM turns WHERE idempotency_key = $1",
-                )
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = existing {
-                    let stored_hash: String = row.try_get("request_hash")?;
-                    if stored_hash != hash {
-                        return Err(idempotency_conflict());
-                    }
-                    return Ok(Receipt { value: turn_from_row!(row), replayed: true });
-                }
-            }
-            let (cell, arm, propensity, policy_version) = match new.decision_id {
-                Some(decision_id) => {
-                    let row = sqlx::query(
-                        "SELECT cell, arm, propensity, policy_version FROM decisions WHERE id = $1",
-                    )
-                    .bind(decision_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound { what: "decision", id: decision_id, field: "decision_id" })?;
-                    let cell: String = row.try_get("cell")?;
-                    if let Some(explicit) = &new.cell
-                        && *explicit != cell
-                    {
-                        return Err(StoreError::Invalid {
-                            field: "cell",
-                            message: format!("cell `{explicit}` differs from decision {decision_id}'s cell `{cell}`"),
-                        });
-                    }
-                    let used: Option<i64> = sqlx::query_scalar("SELECT id FROM turns WHERE decision_id = $1")
-                        .bind(decision_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(turn_id) = used {
-                        return Err(StoreError::Conflict {
-                            field: "decision_id",
-                            message: format!("decision {decision_id} is already used by turn {turn_id}"),
-                        });
-                    }
-                    let arm: String = row.try_get("arm")?;
-                    let propensity: f64 = row.try_get("propensity")?;
-                    let version: String = row.try_get("policy_version")?;
-                    (cell, Some(arm), Some(propensity), new.policy_version.clone().or(Some(version)))
-                }
-                None => (
-                    new.cell.clone().unwrap_or_else(|| new.labelled_cell.clone()),
-                    None,
-                    None,
-                    new.policy_version.clone(),
-                ),
-            };
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO turns (conversation_id, user_message, agent_response, policy_version, cell, arm, \
-                 propensity, decision_id, candidates, client_ts, server_ts, idempotency_key, request_hash, key_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            )
-            .bind(&new.conversation_id)
-            .bind(&new.user_message)
-            .bind(&new.agent_response)
-            .bind(&policy_version)
-            .bind(&cell)
-            .bind(&arm)
-            .bind(propensity)
-            .bind(new.decision_id)
-            .bind(&candidates)
-            .bind(&new.client_ts)
-            .bind(now)
-            .bind(&new.idempotency_key)
-            .bind(&hash)
-            .bind(new.key_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| StoreError::from_db(e, "decision_id", "the decision is already used by another turn"))?;
-            // No row: a concurrent request with the same key committed first (PostgreSQL);
-            // the retry finds it and replies with the replay.
-            let Some(id) = id else { return Err(StoreError::LostRace) };
-            if let Some(arm) = &arm {
-                sqlx::query(
-                    "INSERT INTO arm_stats (cell, arm, successes, failures, turns) VALUES ($1, $2, 0, 0, 1) \
-                     ON CONFLICT (cell, arm) DO UPDATE SET turns = arm_stats.turns + 1",
-                )
-                .bind(&cell)
-                .bind(arm)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Receipt {
-                value: Turn {
-                    id,
-                    conversation_id: new.conversation_id.clone(),
-                    user_message: new.user_message.clone(),
-                    agent_response: new.agent_response.clone(),
-                    policy_version,
-                    cell,
-                    arm,
-                    propensity,
-                    decision_id: new.decision_id,
-                    candidates: new.candidates.clone(),
-                    client_ts: new.client_ts.clone(),
-                    server_ts: now,
-                },
-                replayed: false,
-            }
-        });
-        Ok(receipt)
+        match self.writer.write(WriteOp::Turn(new.clone())).await? {
+            Written::Turn(receipt) => Ok(receipt),
+            _ => Err(wrong_reply()),
+        }
     }
 
     /// A turn by id.
@@ -672,102 +566,10 @@ impl Store {
     }
 
     async fn record_feedback_once(&self, new: &NewFeedback) -> Result<Receipt<Feedback>> {
-        let hash = request_hash(new);
-        let now = now_ms();
-        let receipt = in_write_tx!(self, tx => {
-            if let Some(key) = &new.idempotency_key {
-                let existing = sqlx::query(
-                    "SELECT f.id, f.turn_id, f.kind, f.value, f.rejected, f.text, f.reward, f.server_ts, \
-                     f.request_hash, t.cell, t.arm FROM feedback f JOIN turns t ON t.id = f.turn_id \
-                     WHERE f.idempotency_key = $1",
-                )
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = existing {
-                    let stored_hash: String = row.try_get("request_hash")?;
-                    if stored_hash != hash {
-                        return Err(idempotency_conflict());
-                    }
-                    return Ok(Receipt { value: feedback_from_row!(row), replayed: true });
-                }
-            }
-            let turn = sqlx::query("SELECT cell, arm, candidates FROM turns WHERE id = $1")
-                .bind(new.turn_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound { what: "turn", id: new.turn_id, field: "turn_id" })?;
-            let cell: String = turn.try_get("cell")?;
-            let arm: Option<String> = turn.try_get("arm")?;
-            if new.kind == FeedbackKind::Pairwise {
-                let candidates: String = turn.try_get("candidates")?;
-                let n = serde_json::from_str::<Vec<serde_json::Value>>(&candidates)
-                    .map_err(|e| StoreError::Corrupt(format!("turns.candidates: {e}")))?
-                    .len() as i64;
-                let chosen = new.value.unwrap_or(-1.0) as i64;
-                for (field, index) in [("chosen", chosen), ("rejected", new.rejected.unwrap_or(-1))] {
-                    if index < 0 || index >= n {
-                        return Err(StoreError::Invalid {
-                            field,
-                            message: format!(
-                                "{field} must index turn {}'s candidates (0..{n}), got {index}",
-                                new.turn_id
-                            ),
-                        });
-                    }
-                }
-            }
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO feedback (turn_id, kind, value, rejected, text, reward, idempotency_key, \
-                 request_hash, key_id, server_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            )
-            .bind(new.turn_id)
-            .bind(new.kind.as_str())
-            .bind(new.value)
-            .bind(new.rejected)
-            .bind(&new.text)
-            .bind(new.reward.map(i64::from))
-            .bind(&new.idempotency_key)
-            .bind(&hash)
-            .bind(new.key_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            // No row: a concurrent request with the same key committed first (PostgreSQL);
-            // the retry finds it and replies with the replay.
-            let Some(id) = id else { return Err(StoreError::LostRace) };
-            if let (Some(reward), Some(arm)) = (new.reward, &arm) {
-                let (s, f) = if reward { (1i64, 0i64) } else { (0, 1) };
-                sqlx::query(
-                    "INSERT INTO arm_stats (cell, arm, successes, failures, turns) VALUES ($1, $2, $3, $4, 0) \
-                     ON CONFLICT (cell, arm) DO UPDATE SET successes = arm_stats.successes + $3, \
-                     failures = arm_stats.failures + $4",
-                )
-                .bind(&cell)
-                .bind(arm)
-                .bind(s)
-                .bind(f)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Receipt {
-                value: Feedback {
-                    id,
-                    turn_id: new.turn_id,
-                    kind: new.kind,
-                    value: new.value,
-                    rejected: new.rejected,
-                    text: new.text.clone(),
-                    reward: new.reward,
-                    server_ts: now,
-                    cell,
-                    arm,
-                },
-                replayed: false,
-            }
-        });
-        Ok(receipt)
+        match self.writer.write(WriteOp::Feedback(new.clone())).await? {
+            Written::Feedback(receipt) => Ok(receipt),
+            _ => Err(wrong_reply()),
+        }
     }
 
     /// A feedback event by id.
@@ -844,28 +646,10 @@ impl Store {
 
     /// Logs a policy decision; its id goes back to the agent, which quotes it on the turn.
     pub async fn record_decision(&self, new: &NewDecision) -> Result<i64> {
-        let probabilities: serde_json::Map<String, serde_json::Value> = new
-            .probabilities
-            .iter()
-            .map(|(a, p)| (a.clone(), serde_json::json!(p)))
-            .collect();
-        let probabilities = serde_json::Value::Object(probabilities).to_string();
-        let id: i64 = on_backend!(self, write pool => {
-            sqlx::query_scalar(
-                "INSERT INTO decisions (cell, arm, propensity, probabilities, policy_version, key_id, server_ts) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(&new.cell)
-            .bind(&new.arm)
-            .bind(new.propensity)
-            .bind(&probabilities)
-            .bind(&new.policy_version)
-            .bind(new.key_id)
-            .bind(now_ms())
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(id)
+        match self.writer.write(WriteOp::Decision(new.clone())).await? {
+            Written::Decision(id) => Ok(id),
+            _ => Err(wrong_reply()),
+        }
     }
 
     /// Per-cell, per-arm reward counters, sorted by cell and arm.
@@ -996,8 +780,68 @@ impl Store {
     }
 }
 
+/// A stored row found by its idempotency key (see [`Store::rows_by_key_prefix`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyedRow {
+    pub idempotency_key: String,
+    pub id: i64,
+    /// The turn a feedback row is about; `None` for turns.
+    pub turn_id: Option<i64>,
+}
+
+impl Store {
+    /// Every turn and every feedback row whose idempotency key starts with `prefix`, by id: how
+    /// the load test (`aligndata serve bench`) checks what clients were told against what is
+    /// stored.
+    pub async fn rows_by_key_prefix(&self, prefix: &str) -> Result<(Vec<KeyedRow>, Vec<KeyedRow>)> {
+        // LIKE with the wildcards escaped; SQLite's LIKE ignores ASCII case, so filter exactly after.
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let (mut turns, mut feedback) = on_backend!(self, read pool => {
+            let rows = sqlx::query(
+                "SELECT id, idempotency_key FROM turns WHERE idempotency_key LIKE $1 ESCAPE '\\' ORDER BY id",
+            )
+            .bind(&pattern)
+            .fetch_all(pool)
+            .await?;
+            let mut turns = Vec::with_capacity(rows.len());
+            for row in rows {
+                turns.push(KeyedRow { idempotency_key: row.try_get("idempotency_key")?, id: row.try_get("id")?, turn_id: None });
+            }
+            let rows = sqlx::query(
+                "SELECT id, idempotency_key, turn_id FROM feedback WHERE idempotency_key LIKE $1 ESCAPE '\\' ORDER BY id",
+            )
+            .bind(&pattern)
+            .fetch_all(pool)
+            .await?;
+            let mut feedback = Vec::with_capacity(rows.len());
+            for row in rows {
+                feedback.push(KeyedRow {
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    id: row.try_get("id")?,
+                    turn_id: Some(row.try_get("turn_id")?),
+                });
+            }
+            (turns, feedback)
+        });
+        turns.retain(|r| r.idempotency_key.starts_with(prefix));
+        feedback.retain(|r| r.idempotency_key.starts_with(prefix));
+        Ok((turns, feedback))
+    }
+}
+
 const TURN_COLUMNS_SQL_BY_ID: &str = "SELECT id, conversation_id, user_message, agent_response, policy_version, cell, arm, \
      propensity, decision_id, candidates, client_ts, server_ts, request_hash FROM turns WHERE id = $1";
+
+/// The writer answered a request with another request's kind of result (a bug, never seen).
+fn wrong_reply() -> StoreError {
+    StoreError::Batch("the writer answered with the wrong kind of result".into())
+}
 
 fn idempotency_conflict() -> StoreError {
     StoreError::Conflict {
@@ -1021,3 +865,7 @@ where
     }
     attempt().await
 }
+
+// Reads for export, off-policy evaluation and planning (after the macros, which it uses).
+mod feedback_log;
+pub use feedback_log::{CellFeedback, LoggedDecision, TurnFeedback};

@@ -91,6 +91,34 @@ impl VectorStore {
         dot_i8(self.row(i), self.row(j)) as f32 / (ni * nj)
     }
 
+    /// The stored vector most similar to `v`, `(index, cosine)`, by an exact scan over rayon
+    /// (ties go to the lowest index); `None` when the store is empty. Used by `generate` to
+    /// check each candidate against everything known so far.
+    pub fn nearest(&self, v: &[f32]) -> Option<(usize, f32)> {
+        let mut q = VectorStore::new(self.dim);
+        q.push(v);
+        let (qrow, qnorm) = (q.row(0), q.norms[0]);
+        (0..self.len())
+            .into_par_iter()
+            .with_min_len(2048)
+            .map(|i| {
+                let n = self.norms[i];
+                let c = if n == 0.0 || qnorm == 0.0 {
+                    0.0
+                } else {
+                    dot_i8(qrow, self.row(i)) as f32 / (n * qnorm)
+                };
+                (i, c)
+            })
+            .reduce_with(|a, b| {
+                if b.1 > a.1 || (b.1 == a.1 && b.0 < a.0) {
+                    b
+                } else {
+                    a
+                }
+            })
+    }
+
     /// For every vector, its best earlier match `(earlier, cosine)` with cosine ≥ `threshold`.
     pub fn best_earlier_matches(
         &self,

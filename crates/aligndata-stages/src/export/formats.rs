@@ -364,7 +364,7 @@ fn with(prompt: &[Message], last: Message) -> Vec<Message> {
     out
 }
 
-fn write_both<T>(dir: &Path, stem: &str, rows: &[T]) -> Result<u64>
+pub(crate) fn write_both<T>(dir: &Path, stem: &str, rows: &[T]) -> Result<u64>
 where
     T: Serialize + for<'de> Deserialize<'de>,
 {

@@ -16,37 +16,54 @@
 //!   `off-cell`, `backend-error`).
 //!
 //! Rounds: each round asks, for every cell still short of its quota and within its attempt
-//! budget (`quota × attempts_per_input`), for as many attempts as it still needs, as one batch
-//! (the local model decodes them together; the OpenAI client keeps them in flight). Results are
-//! judged in a fixed order (cell order, then attempt), so the output does not depend on which
-//! completion finished first.
+//! budget (`quota × attempts_per_input`), for as many attempts as it still needs, in batches of
+//! `batch` attempts (the local model decodes a batch together; the OpenAI client keeps it in
+//! flight). Results are judged in a fixed order (cell order, then attempt), so the output does
+//! not depend on which completion finished first.
+//!
+//! - **Existing data**: `against` datasets (real data, earlier rounds) are indexed before the
+//!   first attempt, so a candidate too close to them is rejected like one too close to an input
+//!   accepted in this run; the flag names the matched record and where it came from.
+//! - **Meaning, not only wording**: with an embedder, every candidate that passes MinHash is
+//!   embedded and compared with everything known ([`novelty`]); its novelty (1 − cosine to the
+//!   nearest) is stored in `scores`, `semantic_threshold` rejects near-copies in meaning
+//!   (`semantic-duplicate`) and `min_novelty` inputs that add nothing (`low-novelty`).
+//! - **Resume**: each judged batch is appended to a log ([`checkpoint`]) before the next one
+//!   starts; a rerun with the same settings replays it and generates only the remainder.
 
+pub mod checkpoint;
 pub mod near;
+pub mod novelty;
 pub mod parse;
 pub mod persona;
 pub mod prompt;
 pub mod rng;
 pub mod template_gen;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use aligndata_core::{Cell, Record, SourceKind, Taxonomy};
-use aligndata_dataset::{DatasetWriter, Format, ManifestFields, WriterOptions};
+use aligndata_core::{Cell, Record, Score, SourceKind, Taxonomy};
+use aligndata_dataset::{Dataset, DatasetWriter, Format, ManifestFields, WriterOptions};
 use aligndata_models::embed::Embedder;
 use aligndata_models::llm::{CompletionRequest, FinishReason, Llm};
 
 use crate::diversity::{self, DiversityReport};
+use checkpoint::{Checkpoint, Entry};
 use near::{Match, NearDupIndex};
+use novelty::{NoveltySummary, SemanticIndex};
 use parse::{Parsed, parse_output};
 use persona::PersonaSpace;
 use prompt::{PromptKind, PromptTemplate, prompt_hash};
 use rng::Rng;
+
+/// Name of the novelty score in `Record::scores`.
+pub const NOVELTY_SCORE: &str = "novelty";
 
 /// What the labeller says a text expresses: dimension id → value id (a dimension may be absent
 /// when undetermined).
@@ -92,6 +109,20 @@ pub struct GenerateConfig {
     pub shingle: usize,
     /// Set aside inputs whose detected cell disagrees with the intended one.
     pub reject_disagreeing: bool,
+    /// Attempts per batch (0: 4096 for the template backend, 64 for a model): the unit of
+    /// model batching and of the resume log.
+    pub batch: usize,
+    /// Existing datasets whose kept records count as already known (near-duplicate and
+    /// semantic checks, novelty).
+    pub against: Vec<PathBuf>,
+    /// Reject a candidate whose embedding cosine to a known text is at least this (needs an
+    /// embedder).
+    pub semantic_threshold: Option<f32>,
+    /// Reject a candidate whose novelty (1 − cosine to the nearest known text) is below this
+    /// (needs an embedder).
+    pub min_novelty: Option<f64>,
+    /// Work directory for the resume log ([`checkpoint::work_dir`]); `None`: no log.
+    pub checkpoint: Option<PathBuf>,
     /// Output format.
     pub format: Format,
     /// Recorded as `parents` (e.g. the plan file).
@@ -111,6 +142,11 @@ impl Default for GenerateConfig {
             near_threshold: 0.7,
             shingle: 2,
             reject_disagreeing: false,
+            batch: 0,
+            against: Vec::new(),
+            semantic_threshold: None,
+            min_novelty: None,
+            checkpoint: None,
             format: Format::Jsonl,
             parents: Vec::new(),
             config_echo: serde_json::Value::Null,
@@ -144,6 +180,29 @@ pub struct Agreement {
     pub rate: f64,
 }
 
+/// Where the run's time went, in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Personas and prompt rendering (model backends).
+    pub prepare: f64,
+    /// The backend: model calls, or composing texts for the template backend.
+    pub backend: f64,
+    /// Parsing outputs and the MinHash checks.
+    pub judge: f64,
+    /// Embedding candidates and the semantic / novelty checks (and indexing `against`).
+    pub embed: f64,
+    /// The labeller check.
+    pub check: f64,
+    /// Writing records and the resume log.
+    pub write: f64,
+    /// The diversity figures at the end.
+    pub diversity: f64,
+    /// Everything.
+    pub total: f64,
+    /// backend / total.
+    pub backend_share: f64,
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct GenerateSummary {
@@ -157,10 +216,18 @@ pub struct GenerateSummary {
     pub planned: u64,
     /// Accepted inputs.
     pub accepted: u64,
-    /// Attempts made.
+    /// Attempts made (including those replayed from the resume log).
     pub attempts: u64,
     /// Records written (accepted + rejected).
     pub records: u64,
+    /// Accepted inputs replayed from the resume log of an interrupted run.
+    pub resumed_accepted: u64,
+    /// Attempts replayed from the resume log (not asked of the backend again).
+    pub resumed_attempts: u64,
+    /// A resume log from other settings was found and discarded.
+    pub checkpoint_discarded: bool,
+    /// Kept records of the `against` datasets checked against.
+    pub against_records: u64,
     /// Rejections by flag kind.
     pub rejected: BTreeMap<String, u64>,
     /// Repairs the parser applied, by kind.
@@ -171,14 +238,18 @@ pub struct GenerateSummary {
     pub agreement: Option<BTreeMap<String, Agreement>>,
     /// Checker name.
     pub checker: Option<String>,
+    /// Novelty of accepted inputs, when an embedder was given.
+    pub novelty: Option<NoveltySummary>,
     /// Diversity of accepted inputs.
     pub diversity: DiversityReport,
-    /// Embedder used for the diversity figures.
+    /// Embedder used for the semantic checks, novelty and the diversity figures.
     pub embedder: Option<String>,
-    /// Seconds in the backend.
+    /// Seconds in the backend (= `timings.backend`).
     pub seconds_backend: f64,
-    /// Seconds overall.
+    /// Seconds overall (= `timings.total`).
     pub seconds_total: f64,
+    /// Where the time went.
+    pub timings: Timings,
 }
 
 /// An attempt's persona (provenance text), its prompt and hash (model backends), or its text
@@ -203,9 +274,88 @@ struct CellState {
     reasons: BTreeMap<String, u64>,
 }
 
+/// One judged attempt on its way to the dataset and the log.
+struct Judged {
+    record: Record,
+    accepted: bool,
+    cell_idx: usize,
+    detected: Option<Detected>,
+    fixes: Vec<String>,
+}
+
+/// Everything known so far (against datasets, then accepted inputs): ids and where they came
+/// from, their MinHash signatures and (with an embedder) their embeddings, in one order.
+struct Known {
+    ids: Vec<String>,
+    /// 0: this run; k: `against[k - 1]`.
+    sources: Vec<u32>,
+    source_names: Vec<String>,
+    minhash: NearDupIndex,
+    semantic: Option<SemanticIndex>,
+}
+
+impl Known {
+    fn describe(&self, i: usize) -> String {
+        let id = self.ids.get(i).map(String::as_str).unwrap_or("?");
+        match self.sources.get(i).copied().unwrap_or(0) {
+            0 => format!("accepted input {id}"),
+            k => format!(
+                "record {id} of {}",
+                self.source_names
+                    .get(k as usize)
+                    .map(String::as_str)
+                    .unwrap_or("?")
+            ),
+        }
+    }
+
+    fn insert(&mut self, text: &str, id: &str, source: u32, vector: Option<&[f32]>) {
+        self.minhash.insert(text);
+        if let (Some(s), Some(v)) = (self.semantic.as_mut(), vector) {
+            s.push(v);
+        }
+        self.ids.push(id.to_string());
+        self.sources.push(source);
+    }
+}
+
+/// The run's identity for the resume log: everything that changes what it generates.
+#[allow(clippy::too_many_arguments)]
+fn fingerprint(
+    taxonomy: &Taxonomy,
+    states: &[CellState],
+    personas: &PersonaSpace,
+    model: &str,
+    template: Option<&str>,
+    checker: Option<&str>,
+    embedder: Option<&str>,
+    config: &GenerateConfig,
+    batch: usize,
+) -> Result<String> {
+    let cells: Vec<(&str, u64)> = states.iter().map(|s| (s.key.as_str(), s.quota)).collect();
+    let v = serde_json::json!({
+        "v": 1,
+        "taxonomy": taxonomy,
+        "cells": cells,
+        "personas": format!("{personas:?}"),
+        "model": model, "template": template, "checker": checker, "embedder": embedder,
+        "seed": config.seed, "attempts": config.attempts_per_input,
+        "temperature": config.temperature, "top_p": config.top_p, "max_tokens": config.max_tokens,
+        "near_threshold": config.near_threshold, "shingle": config.shingle,
+        "reject_disagreeing": config.reject_disagreeing, "batch": batch,
+        "against": config.against, "semantic_threshold": config.semantic_threshold,
+        "min_novelty": config.min_novelty,
+    });
+    let bytes = serde_json::to_vec(&v)?;
+    Ok(format!(
+        "{:032x}",
+        xxhash_rust::xxh3::xxh3_128_with_seed(&bytes, 0)
+    ))
+}
+
 /// Runs generation for `cells` (cell, quota) and writes the dataset to `out`.
 ///
-/// `progress(accepted, planned)` is called after each round.
+/// `progress(accepted, planned)` is called after each batch.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     taxonomy: &Taxonomy,
@@ -222,6 +372,10 @@ pub fn generate(
     if config.attempts_per_input == 0 {
         bail!("attempts per input must be at least 1");
     }
+    if embedder.is_none() && (config.semantic_threshold.is_some() || config.min_novelty.is_some()) {
+        bail!("the semantic-duplicate and novelty checks need an embedder");
+    }
+    let mut t = Timings::default();
     let mut states: Vec<CellState> = cells
         .iter()
         .filter(|(_, q)| *q > 0)
@@ -235,7 +389,23 @@ pub fn generate(
             reasons: BTreeMap::new(),
         })
         .collect();
+    let state_of: HashMap<String, usize> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key.clone(), i))
+        .collect();
     let planned: u64 = states.iter().map(|s| s.quota).sum();
+    let (model_name, template_id) = match backend {
+        Backend::Template => ("template".to_string(), None),
+        Backend::Model { llm, template } => (llm.model_id().to_string(), Some(template.id.clone())),
+    };
+    // The template backend's tagged sentences (cheap: a few hundred example sentences).
+    let bank = template_gen::Bank::new(taxonomy);
+    let batch = match (config.batch, backend) {
+        (0, Backend::Template) => 4096,
+        (0, Backend::Model { .. }) => 64,
+        (n, _) => n,
+    };
     let mut writer = DatasetWriter::create(
         out,
         WriterOptions {
@@ -243,23 +413,201 @@ pub fn generate(
             ..WriterOptions::default()
         },
     )?;
-    let mut index = NearDupIndex::new(config.shingle, 128, config.near_threshold, config.seed);
-    let mut accepted_ids: Vec<String> = Vec::new();
+
+    // What is already known: the `against` datasets.
+    let t_known = Instant::now();
+    let mut known = Known {
+        ids: Vec::new(),
+        sources: Vec::new(),
+        source_names: std::iter::once("this run".to_string())
+            .chain(config.against.iter().map(|p| p.display().to_string()))
+            .collect(),
+        minhash: NearDupIndex::new(config.shingle, 128, config.near_threshold, config.seed),
+        semantic: embedder.map(|e| SemanticIndex::new(e.dim())),
+    };
+    let mut against_records = 0u64;
+    for (k, path) in config.against.iter().enumerate() {
+        let ds = Dataset::open(path).with_context(|| {
+            format!(
+                "--against {}: expected a dataset directory (from ingest, generate or any stage)",
+                path.display()
+            )
+        })?;
+        let mut chunk: Vec<Record> = Vec::new();
+        let mut records = ds.records();
+        loop {
+            let next = records.next();
+            let done = next.is_none();
+            if let Some(r) = next {
+                let r = r.with_context(|| format!("reading --against {}", path.display()))?;
+                if r.is_kept() && !r.text.trim().is_empty() {
+                    chunk.push(r);
+                }
+            }
+            if chunk.len() >= 1024 || (done && !chunk.is_empty()) {
+                let vectors = match embedder {
+                    Some(e) => {
+                        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+                        Some(e.embed(&texts)?)
+                    }
+                    None => None,
+                };
+                for (i, r) in chunk.iter().enumerate() {
+                    let v = vectors.as_ref().map(|v| v[i].as_slice());
+                    known.insert(&r.text, &r.id, k as u32 + 1, v);
+                }
+                against_records += chunk.len() as u64;
+                chunk.clear();
+            }
+            if done {
+                break;
+            }
+        }
+    }
+    t.embed += t_known.elapsed().as_secs_f64();
+
     let mut accepted_items: Vec<(String, String)> = Vec::new();
     let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
     let mut fixes: BTreeMap<String, u64> = BTreeMap::new();
     let mut agreement: BTreeMap<String, Agreement> = BTreeMap::new();
-    let mut backend_secs = 0.0;
+    let mut novelties: Vec<f64> = Vec::new();
+    let mut novelty_first = 0u64;
     let mut attempts_total = 0u64;
     let mut records = 0u64;
     let params = serde_json::json!({
         "temperature": config.temperature, "top_p": config.top_p, "max_tokens": config.max_tokens,
     })
     .to_string();
-    let (model_name, template_id) = match backend {
-        Backend::Template => ("template".to_string(), None),
-        Backend::Model { llm, template } => (llm.model_id().to_string(), Some(template.id.clone())),
+
+    // Tallies one judged attempt (new or replayed) into the summary and writes it.
+    let mut tally = |j: &Judged,
+                     states: &mut [CellState],
+                     writer: &mut DatasetWriter,
+                     accepted_items: &mut Vec<(String, String)>|
+     -> Result<()> {
+        if let Some(d) = &j.detected {
+            for (dim, want) in &j.record.intended {
+                if let Some(got) = d.get(dim) {
+                    let a = agreement.entry(dim.clone()).or_default();
+                    a.checked += 1;
+                    if got == want {
+                        a.agree += 1;
+                    }
+                }
+            }
+        }
+        for k in &j.fixes {
+            *fixes.entry(k.clone()).or_default() += 1;
+        }
+        if j.accepted {
+            accepted_items.push((states[j.cell_idx].key.clone(), j.record.text.clone()));
+            if let Some(s) = j.record.scores.iter().find(|s| s.name == NOVELTY_SCORE) {
+                novelties.push(s.value);
+                if s.reason.starts_with("nothing known") {
+                    novelty_first += 1;
+                }
+            }
+        } else {
+            for f in &j.record.flags {
+                *rejected.entry(f.kind.clone()).or_default() += 1;
+            }
+        }
+        writer.push(&j.record)?;
+        records += 1;
+        Ok(())
     };
+
+    // Resume: replay what an interrupted run with the same settings already decided.
+    let mut log = None;
+    let mut resumed_accepted = 0u64;
+    let mut resumed_attempts = 0u64;
+    let mut checkpoint_discarded = false;
+    if let Some(dir) = &config.checkpoint {
+        let fp = fingerprint(
+            taxonomy,
+            &states,
+            personas,
+            &model_name,
+            template_id.as_deref(),
+            checker.map(|c| c.name()),
+            embedder.map(|e| e.name()),
+            config,
+            batch,
+        )?;
+        let opened = Checkpoint::open(dir, &fp)?;
+        checkpoint_discarded = opened.discarded;
+        // Inputs that passed the duplicate checks (accepted, or set aside later by the
+        // labeller) became known when they were judged: they become known again, in order.
+        let passed = |r: &Record| r.flags.iter().all(|f| f.kind == "off-cell");
+        let vectors = match embedder {
+            Some(e) => {
+                let t0 = Instant::now();
+                let texts: Vec<&str> = opened
+                    .entries
+                    .iter()
+                    .filter(|e| passed(&e.r))
+                    .map(|e| e.r.text.as_str())
+                    .collect();
+                let v = e.embed(&texts)?;
+                t.embed += t0.elapsed().as_secs_f64();
+                Some(v)
+            }
+            None => None,
+        };
+        let mut vi = 0;
+        for e in opened.entries {
+            let key = taxonomy
+                .dimensions
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}={}",
+                        d.id,
+                        e.r.intended.get(&d.id).map(String::as_str).unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("|");
+            let Some(&ci) = taxonomy
+                .parse_cell_key(&key)
+                .and_then(|c| state_of.get(&taxonomy.cell_key(&c)))
+            else {
+                bail!(
+                    "the resume log in {} names cell {key}, which is not in this plan; \
+                     delete that directory to start afresh",
+                    dir.display()
+                );
+            };
+            let s = &mut states[ci];
+            s.attempts += 1;
+            attempts_total += 1;
+            resumed_attempts += 1;
+            if passed(&e.r) {
+                let v = vectors.as_ref().map(|v| v[vi].as_slice());
+                vi += 1;
+                known.insert(&e.r.text, &e.r.id, 0, v);
+            }
+            let accepted = e.r.is_kept();
+            if accepted {
+                s.accepted += 1;
+                resumed_accepted += 1;
+            } else {
+                for f in &e.r.flags {
+                    *s.reasons.entry(f.kind.clone()).or_default() += 1;
+                }
+            }
+            let j = Judged {
+                record: e.r,
+                accepted,
+                cell_idx: ci,
+                detected: e.d,
+                fixes: e.fx,
+            };
+            tally(&j, &mut states, &mut writer, &mut accepted_items)?;
+        }
+        log = Some(opened.log);
+        progress(accepted_items.len() as u64, planned);
+    }
 
     loop {
         // Plan this round's attempts.
@@ -284,238 +632,316 @@ pub fn generate(
         if round.is_empty() {
             break;
         }
-        // Personas, prompts (or texts for the template backend), in parallel: each attempt has
-        // its own stream, so the result does not depend on scheduling.
-        let t0 = Instant::now();
-        let produced: Vec<Result<Prepared>> = round
-            .par_iter()
-            .map(|a| {
-                let s = &states[a.cell_idx];
-                let mut rng = Rng::new(a.seed, "attempt", 0);
-                let persona = personas.sample(&mut rng);
-                match backend {
-                    Backend::Template => {
-                        let text = template_gen::compose(taxonomy, &s.cell, &persona, &mut rng);
-                        Ok((persona.provenance(), None, Some(text)))
+        for chunk in round.chunks_mut(batch) {
+            // Personas, prompts (or texts for the template backend), in parallel: each attempt
+            // has its own stream, so the result does not depend on scheduling.
+            let t0 = Instant::now();
+            let produced: Vec<Result<Prepared>> = chunk
+                .par_iter()
+                .map(|a| {
+                    let s = &states[a.cell_idx];
+                    let mut rng = Rng::new(a.seed, "attempt", 0);
+                    let persona = personas.sample(&mut rng);
+                    match backend {
+                        Backend::Template => {
+                            let text = template_gen::compose(&bank, &s.cell, &persona, &mut rng);
+                            Ok((persona.provenance(), None, Some(text)))
+                        }
+                        Backend::Model { template, .. } => {
+                            let prompt = template.render(taxonomy, &s.cell, &persona, &mut rng)?;
+                            let hash = prompt_hash(&prompt);
+                            Ok((persona.provenance(), Some((prompt, hash)), None))
+                        }
                     }
-                    Backend::Model { template, .. } => {
-                        let prompt = template.render(taxonomy, &s.cell, &persona, &mut rng)?;
-                        let hash = prompt_hash(&prompt);
-                        Ok((persona.provenance(), Some((prompt, hash)), None))
+                })
+                .collect();
+            let mut outputs: Vec<Result<(String, bool)>> = Vec::with_capacity(chunk.len());
+            let mut to_model: Vec<(usize, CompletionRequest)> = Vec::new();
+            for (i, p) in produced.into_iter().enumerate() {
+                match p {
+                    Ok((persona, prompt, text)) => {
+                        chunk[i].persona = persona;
+                        outputs.push(Ok((text.unwrap_or_default(), false)));
+                        if let (Some((prompt, hash)), Backend::Model { template, .. }) =
+                            (prompt, backend)
+                        {
+                            let mut req = match template.kind {
+                                PromptKind::Continuation => {
+                                    let mut r = CompletionRequest::raw(prompt.clone());
+                                    // Stop at the next tagged line, not at the first newline: a
+                                    // small model often starts its line with a newline.
+                                    r.stop = vec!["\n[".to_string()];
+                                    r
+                                }
+                                PromptKind::Instruction => CompletionRequest::chat(vec![
+                                    aligndata_models::llm::ChatMessage::user(prompt.clone()),
+                                ]),
+                            };
+                            req.temperature = config.temperature;
+                            req.top_p = config.top_p;
+                            req.max_tokens = config.max_tokens;
+                            req.seed = chunk[i].seed;
+                            to_model.push((i, req));
+                            chunk[i].prompt = Some((prompt, hash));
+                        }
                     }
+                    Err(e) => outputs.push(Err(e)),
                 }
-            })
-            .collect();
-        let mut outputs: Vec<Result<(String, bool)>> = Vec::with_capacity(round.len());
-        let mut to_model: Vec<(usize, CompletionRequest)> = Vec::new();
-        for (i, p) in produced.into_iter().enumerate() {
-            match p {
-                Ok((persona, prompt, text)) => {
-                    round[i].persona = persona;
-                    if let Some(t) = text {
-                        outputs.push(Ok((t, false)));
-                    } else {
-                        outputs.push(Ok((String::new(), false)));
-                    }
-                    if let (Some((prompt, hash)), Backend::Model { template, .. }) =
-                        (prompt, backend)
-                    {
-                        let mut req = match template.kind {
-                            PromptKind::Continuation => {
-                                let mut r = CompletionRequest::raw(prompt.clone());
-                                // Stop at the next tagged line, not at the first newline: a
-                                // small model often starts its line with a newline.
-                                r.stop = vec!["\n[".to_string()];
-                                r
-                            }
-                            PromptKind::Instruction => CompletionRequest::chat(vec![
-                                aligndata_models::llm::ChatMessage::user(prompt.clone()),
-                            ]),
-                        };
-                        req.temperature = config.temperature;
-                        req.top_p = config.top_p;
-                        req.max_tokens = config.max_tokens;
-                        req.seed = round[i].seed;
-                        to_model.push((i, req));
-                        round[i].prompt = Some((prompt, hash));
-                    }
+            }
+            match backend {
+                Backend::Template => t.backend += t0.elapsed().as_secs_f64(),
+                Backend::Model { .. } => t.prepare += t0.elapsed().as_secs_f64(),
+            }
+            if let Backend::Model { llm, .. } = backend
+                && !to_model.is_empty()
+            {
+                let t0 = Instant::now();
+                let reqs: Vec<CompletionRequest> =
+                    to_model.iter().map(|(_, r)| r.clone()).collect();
+                let results = llm.complete_batch(&reqs, &|_| {});
+                for ((i, _), r) in to_model.iter().zip(results) {
+                    outputs[*i] = r.map(|c| (c.text, c.finish_reason == FinishReason::Length));
                 }
-                Err(e) => outputs.push(Err(e)),
+                t.backend += t0.elapsed().as_secs_f64();
             }
-        }
-        if let Backend::Model { llm, .. } = backend
-            && !to_model.is_empty()
-        {
-            let reqs: Vec<CompletionRequest> = to_model.iter().map(|(_, r)| r.clone()).collect();
-            let results = llm.complete_batch(&reqs, &|_| {});
-            for ((i, _), r) in to_model.iter().zip(results) {
-                outputs[*i] = r.map(|c| (c.text, c.finish_reason == FinishReason::Length));
-            }
-        }
-        backend_secs += t0.elapsed().as_secs_f64();
 
-        // Judge in a fixed order.
-        let mut batch_accepted: Vec<Record> = Vec::new();
-        let mut batch_all: Vec<(Record, bool, usize)> = Vec::new();
-        for (a, out) in round.iter().zip(outputs) {
-            attempts_total += 1;
-            let s = &mut states[a.cell_idx];
-            s.attempts += 1;
-            let (raw, truncated) = match out {
-                Ok(x) => x,
-                Err(e) => {
-                    let mut r = base_record(
-                        &format!("{e:#}"),
-                        a,
-                        s,
-                        taxonomy,
-                        &model_name,
-                        template_id.as_deref(),
-                        &params,
-                        config.seed,
-                    );
-                    r.text = String::new();
-                    r.flag("backend-error", format!("{e:#}"));
-                    *s.reasons.entry("backend-error".into()).or_default() += 1;
-                    batch_all.push((r, false, a.cell_idx));
-                    continue;
+            // Parse every output.
+            let t0 = Instant::now();
+            let parsed: Vec<Result<(String, Parsed), String>> = outputs
+                .into_iter()
+                .map(|out| {
+                    let (raw, truncated) = out.map_err(|e| format!("{e:#}"))?;
+                    let p = match backend {
+                        Backend::Template => Parsed::Text {
+                            text: raw.clone(),
+                            fixes: vec![],
+                        },
+                        Backend::Model { template, .. }
+                            if template.kind == PromptKind::Continuation =>
+                        {
+                            let (line, more) = parse::first_line(&raw);
+                            let mut p = parse_output(line, truncated && !more);
+                            if more && let Parsed::Text { fixes, .. } = &mut p {
+                                fixes.push("extra-lines");
+                            }
+                            p
+                        }
+                        Backend::Model { .. } => parse_output(&raw, truncated),
+                    };
+                    Ok((raw, p))
+                })
+                .collect();
+            t.judge += t0.elapsed().as_secs_f64();
+            // Embeddings of the candidates, in one call.
+            let vectors: Option<Vec<Vec<f32>>> = match embedder {
+                Some(e) => {
+                    let t0 = Instant::now();
+                    let texts: Vec<&str> = parsed
+                        .iter()
+                        .map(|p| match p {
+                            Ok((_, Parsed::Text { text, .. })) => text.as_str(),
+                            _ => "",
+                        })
+                        .collect();
+                    let v = e.embed(&texts)?;
+                    t.embed += t0.elapsed().as_secs_f64();
+                    Some(v)
                 }
+                None => None,
             };
-            let parsed = match backend {
-                Backend::Template => Parsed::Text {
-                    text: raw.clone(),
-                    fixes: vec![],
-                },
-                Backend::Model { template, .. } if template.kind == PromptKind::Continuation => {
-                    let (line, more) = parse::first_line(&raw);
-                    let mut p = parse_output(line, truncated && !more);
-                    if more && let Parsed::Text { fixes, .. } = &mut p {
-                        fixes.push("extra-lines");
-                    }
-                    p
-                }
-                Backend::Model { .. } => parse_output(&raw, truncated),
-            };
-            match parsed {
-                Parsed::Reject { kind, reason } => {
-                    let mut r = base_record(
-                        &raw,
+
+            // Judge in a fixed order.
+            let t0 = Instant::now();
+            let mut t_embed = 0.0;
+            let mut judged: Vec<Judged> = Vec::with_capacity(chunk.len());
+            for (i, (a, p)) in chunk.iter().zip(parsed).enumerate() {
+                let s = &mut states[a.cell_idx];
+                s.attempts += 1;
+                attempts_total += 1;
+                let record = |text: &str| {
+                    base_record(
+                        text,
                         a,
-                        s,
+                        &s.cell,
                         taxonomy,
                         &model_name,
                         template_id.as_deref(),
                         &params,
                         config.seed,
-                    );
-                    r.flag(kind, reason);
-                    *s.reasons.entry(kind.into()).or_default() += 1;
-                    batch_all.push((r, false, a.cell_idx));
-                }
-                Parsed::Text { text, fixes: f } => {
-                    for k in f {
-                        *fixes.entry(k.to_string()).or_default() += 1;
-                    }
-                    let mut r = base_record(
-                        &text,
-                        a,
-                        s,
-                        taxonomy,
-                        &model_name,
-                        template_id.as_deref(),
-                        &params,
-                        config.seed,
-                    );
-                    if s.accepted >= s.quota {
-                        r.flag(
-                            "over-quota",
-                            "the cell's quota was already met in this round".into(),
-                        );
-                        batch_all.push((r, false, a.cell_idx));
+                    )
+                };
+                let mut j = Judged {
+                    record: Record::new(SourceKind::Synthetic, String::new()),
+                    accepted: false,
+                    cell_idx: a.cell_idx,
+                    detected: None,
+                    fixes: Vec::new(),
+                };
+                let (raw, parsed) = match p {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let mut r = record(&e);
+                        r.text = String::new();
+                        r.flag("backend-error", e);
+                        j.record = r;
+                        *s.reasons.entry("backend-error".into()).or_default() += 1;
+                        judged.push(j);
                         continue;
                     }
-                    match index.check(&text) {
-                        Some(m) => {
-                            let (i, why) = match m {
-                                Match::Exact(i) => {
-                                    (i, "exact duplicate of an accepted input".to_string())
-                                }
-                                Match::Near(i, j) => (
-                                    i,
-                                    format!(
-                                        "near duplicate (MinHash Jaccard {j:.2}) of an accepted input"
-                                    ),
-                                ),
-                            };
-                            r.flag("near-duplicate", why);
-                            if let Some(f) = r.flags.last_mut() {
-                                f.other_id = accepted_ids.get(i).cloned();
-                            }
-                            *s.reasons.entry("near-duplicate".into()).or_default() += 1;
-                            batch_all.push((r, false, a.cell_idx));
-                        }
-                        None => {
-                            index.insert(&text);
-                            accepted_ids.push(r.id.clone());
-                            s.accepted += 1;
-                            batch_accepted.push(r.clone());
-                            batch_all.push((r, true, a.cell_idx));
-                        }
+                };
+                let (text, f) = match parsed {
+                    Parsed::Reject { kind, reason } => {
+                        let mut r = record(&raw);
+                        r.flag(kind, reason);
+                        j.record = r;
+                        *s.reasons.entry(kind.into()).or_default() += 1;
+                        judged.push(j);
+                        continue;
                     }
-                }
-            }
-        }
-        // The labeller hook.
-        if let Some(checker) = checker {
-            let texts: Vec<&str> = batch_accepted.iter().map(|r| r.text.as_str()).collect();
-            let detected = checker.detect(&texts)?;
-            let mut by_id: BTreeMap<String, Detected> = BTreeMap::new();
-            for (r, d) in batch_accepted.iter().zip(detected) {
-                by_id.insert(r.id.clone(), d);
-            }
-            for (r, ok, ci) in batch_all.iter_mut() {
-                if !*ok {
+                    Parsed::Text { text, fixes } => (text, fixes),
+                };
+                j.fixes = f.iter().map(|k| k.to_string()).collect();
+                let mut r = record(&text);
+                if s.accepted >= s.quota {
+                    r.flag(
+                        "over-quota",
+                        "the cell's quota was already met in this round".into(),
+                    );
+                    j.record = r;
+                    judged.push(j);
                     continue;
                 }
-                let Some(d) = by_id.get(&r.id) else { continue };
-                let mut misses = Vec::new();
-                for (dim, want) in &r.intended {
-                    if let Some(got) = d.get(dim) {
-                        let a = agreement.entry(dim.clone()).or_default();
-                        a.checked += 1;
-                        if got == want {
-                            a.agree += 1;
-                        } else {
-                            misses.push(format!("{dim}: intended {want}, detected {got}"));
+                // Wording: MinHash against everything known.
+                if let Some(m) = known.minhash.check(&text) {
+                    let (k, why) = match m {
+                        Match::Exact(k) => (k, "exact duplicate".to_string()),
+                        Match::Near(k, jac) => {
+                            (k, format!("near duplicate (MinHash Jaccard {jac:.2})"))
                         }
+                    };
+                    r.flag("near-duplicate", format!("{why} of {}", known.describe(k)));
+                    if let Some(fl) = r.flags.last_mut() {
+                        fl.other_id = known.ids.get(k).cloned();
+                    }
+                    *s.reasons.entry("near-duplicate".into()).or_default() += 1;
+                    j.record = r;
+                    judged.push(j);
+                    continue;
+                }
+                // Meaning: the nearest known embedding.
+                let vector = vectors.as_ref().map(|v| v[i].as_slice());
+                if let (Some(v), Some(sem)) = (vector, known.semantic.as_ref()) {
+                    let te = Instant::now();
+                    let nn = sem.nearest(v);
+                    t_embed += te.elapsed().as_secs_f64();
+                    let (novelty, reason, other) = match &nn {
+                        Some(n) => (
+                            (1.0 - n.cosine as f64).clamp(0.0, 2.0),
+                            format!(
+                                "1 − cosine {:.3} to the nearest known text, {}",
+                                n.cosine,
+                                known.describe(n.index)
+                            ),
+                            known.ids.get(n.index).cloned(),
+                        ),
+                        None => (1.0, "nothing known to compare with".to_string(), None),
+                    };
+                    r.scores.push(Score {
+                        name: NOVELTY_SCORE.into(),
+                        value: novelty,
+                        reason,
+                    });
+                    let cosine = nn.as_ref().map(|n| n.cosine).unwrap_or(-1.0);
+                    let flag =
+                        if let Some(th) = config.semantic_threshold.filter(|th| cosine >= *th) {
+                            Some((
+                                "semantic-duplicate",
+                                format!("embedding cosine {cosine:.3} ≥ {th:.3} with"),
+                            ))
+                        } else {
+                            config.min_novelty.filter(|m| novelty < *m).map(|m| {
+                                (
+                                    "low-novelty",
+                                    format!("novelty {novelty:.3} < {m:.3}: too close to"),
+                                )
+                            })
+                        };
+                    if let (Some((kind, why)), Some(n)) = (flag, &nn) {
+                        r.flag(kind, format!("{why} {}", known.describe(n.index)));
+                        if let Some(fl) = r.flags.last_mut() {
+                            fl.other_id = other;
+                        }
+                        *s.reasons.entry(kind.into()).or_default() += 1;
+                        j.record = r;
+                        judged.push(j);
+                        continue;
                     }
                 }
-                if config.reject_disagreeing && !misses.is_empty() {
-                    r.flag(
-                        "off-cell",
-                        format!("{} says {}", checker.name(), misses.join("; ")),
-                    );
-                    *ok = false;
-                    let s = &mut states[*ci];
-                    s.accepted = s.accepted.saturating_sub(1);
-                    *s.reasons.entry("off-cell".into()).or_default() += 1;
-                }
+                known.insert(&text, &r.id, 0, vector);
+                s.accepted += 1;
+                j.record = r;
+                j.accepted = true;
+                judged.push(j);
             }
-        }
-        for (r, ok, ci) in batch_all {
-            if ok {
-                accepted_items.push((states[ci].key.clone(), r.text.clone()));
-            } else {
-                for f in &r.flags {
-                    *rejected.entry(f.kind.clone()).or_default() += 1;
+            t.judge += t0.elapsed().as_secs_f64() - t_embed;
+            t.embed += t_embed;
+
+            // The labeller hook.
+            if let Some(checker) = checker {
+                let t0 = Instant::now();
+                let idx: Vec<usize> = (0..judged.len()).filter(|&i| judged[i].accepted).collect();
+                let texts: Vec<&str> = idx
+                    .iter()
+                    .map(|&i| judged[i].record.text.as_str())
+                    .collect();
+                let detected = checker.detect(&texts)?;
+                for (&i, d) in idx.iter().zip(detected) {
+                    let j = &mut judged[i];
+                    let misses: Vec<String> = j
+                        .record
+                        .intended
+                        .iter()
+                        .filter_map(|(dim, want)| {
+                            d.get(dim)
+                                .filter(|got| *got != want)
+                                .map(|got| format!("{dim}: intended {want}, detected {got}"))
+                        })
+                        .collect();
+                    if config.reject_disagreeing && !misses.is_empty() {
+                        j.record.flag(
+                            "off-cell",
+                            format!("{} says {}", checker.name(), misses.join("; ")),
+                        );
+                        j.accepted = false;
+                        let s = &mut states[j.cell_idx];
+                        s.accepted = s.accepted.saturating_sub(1);
+                        *s.reasons.entry("off-cell".into()).or_default() += 1;
+                    }
+                    j.detected = Some(d);
                 }
+                t.check += t0.elapsed().as_secs_f64();
             }
-            writer.push(&r)?;
-            records += 1;
+            let t0 = Instant::now();
+            for j in &judged {
+                tally(j, &mut states, &mut writer, &mut accepted_items)?;
+            }
+            if let Some(log) = log.as_mut() {
+                let entries: Vec<Entry> = judged
+                    .into_iter()
+                    .map(|j| Entry {
+                        r: j.record,
+                        d: j.detected,
+                        fx: j.fixes,
+                    })
+                    .collect();
+                log.append(&entries)?;
+            }
+            t.write += t0.elapsed().as_secs_f64();
+            progress(accepted_items.len() as u64, planned);
         }
-        progress(accepted_items.len() as u64, planned);
     }
 
+    let t0 = Instant::now();
     let embeddings = match embedder {
         Some(e) if !accepted_items.is_empty() => {
             let texts: Vec<&str> = accepted_items.iter().map(|(_, t)| t.as_str()).collect();
@@ -524,6 +950,7 @@ pub fn generate(
         _ => None,
     };
     let diversity = diversity::report(&accepted_items, embeddings.as_deref(), config.seed);
+    t.diversity = t0.elapsed().as_secs_f64();
     let short: Vec<Shortfall> = states
         .iter()
         .filter(|s| s.accepted < s.quota)
@@ -547,6 +974,12 @@ pub fn generate(
             a.agree as f64 / a.checked as f64
         };
     }
+    t.total = started.elapsed().as_secs_f64();
+    t.backend_share = if t.total > 0.0 {
+        t.backend / t.total
+    } else {
+        0.0
+    };
     let summary = GenerateSummary {
         out: out.to_path_buf(),
         backend: model_name,
@@ -555,15 +988,21 @@ pub fn generate(
         accepted: accepted_items.len() as u64,
         attempts: attempts_total,
         records,
+        resumed_accepted,
+        resumed_attempts,
+        checkpoint_discarded,
+        against_records,
         rejected,
         parse_fixes: fixes,
         short,
         agreement: checker.map(|_| agreement),
         checker: checker.map(|c| c.name().to_string()),
+        novelty: NoveltySummary::of(&novelties, novelty_first),
         diversity,
         embedder: embedder.map(|e| e.name().to_string()),
-        seconds_backend: backend_secs,
-        seconds_total: started.elapsed().as_secs_f64(),
+        seconds_backend: t.backend,
+        seconds_total: t.total,
+        timings: t,
     };
     writer.finish(ManifestFields {
         stage: "generate".into(),
@@ -571,6 +1010,11 @@ pub fn generate(
         parents: config.parents.clone(),
         extra: serde_json::to_value(&summary)?,
     })?;
+    // The dataset is in place: the log has served its purpose.
+    drop(log);
+    if let Some(dir) = &config.checkpoint {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(summary)
 }
 
@@ -578,7 +1022,7 @@ pub fn generate(
 fn base_record(
     text: &str,
     a: &Attempt,
-    s: &CellState,
+    cell: &Cell,
     taxonomy: &Taxonomy,
     model: &str,
     template: Option<&str>,
@@ -587,7 +1031,7 @@ fn base_record(
 ) -> Record {
     let mut r = Record::new(SourceKind::Synthetic, text.to_string());
     for (d, dim) in taxonomy.dimensions.iter().enumerate() {
-        if let Some(v) = taxonomy.cell_value(&s.cell, d) {
+        if let Some(v) = taxonomy.cell_value(cell, d) {
             r.intended.insert(dim.id.clone(), v.id.clone());
         }
     }

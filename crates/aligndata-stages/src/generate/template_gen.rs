@@ -1,16 +1,121 @@
 //! `--backend template`: a model-free generator, for instant dry runs and tests.
 //!
-//! It recombines sentences from the examples of the cell's values (one dimension's example
-//! per sentence, dimensions in a random order) and perturbs them with the sampled style: its
-//! sentence count, openers and closers, hedges, lower case, typos. Everything it knows comes
-//! from the taxonomy and the persona file. The texts are plausible but not novel: their
-//! wording comes from the examples, which is exactly what the near-duplicate filter and the
-//! diversity figures should show.
+//! Each message expresses **every** value of its cell: it takes one sentence from the examples
+//! of each of the cell's values (dimensions in a random order), so the theme, the situation, the
+//! emotion and the risk all have their own words in it; a longer length band adds more. Example
+//! sentences often carry more than their own value ("Interview tomorrow. I already know I'm
+//! going to blow it." says job-interview as well as fear-of-failure), so each sentence is scored
+//! against the whole cell by the taxonomy's keywords: +1 for a keyword of one of the cell's
+//! values, −1 for a keyword of a competing value, and the pick favours the best fit (weight
+//! 3^(score − best)) while still varying. The sampled style then perturbs the text: openers and
+//! closers, hedges, lower case, typos. Everything it knows comes from the taxonomy and the
+//! persona file. The texts are plausible but not novel: their wording comes from the examples,
+//! which is exactly what the near-duplicate filter and the diversity figures should show.
 
 use aligndata_core::{Cell, Taxonomy};
 
 use super::persona::Persona;
 use super::rng::Rng;
+
+/// One example sentence and the (dimension, value) pairs whose keywords it contains.
+#[derive(Debug, Clone)]
+struct Sentence {
+    text: String,
+    mentions: Vec<(usize, usize)>,
+}
+
+/// The sentences of every value's examples, split and keyword-tagged once per run.
+#[derive(Debug, Clone)]
+pub struct Bank {
+    /// [dimension][value] → sentences.
+    sentences: Vec<Vec<Vec<Sentence>>>,
+}
+
+impl Bank {
+    /// Splits and tags the examples of every value of `taxonomy`.
+    pub fn new(taxonomy: &Taxonomy) -> Bank {
+        // (dimension, value, lower-cased keyword)
+        let keywords: Vec<(usize, usize, String)> = taxonomy
+            .dimensions
+            .iter()
+            .enumerate()
+            .flat_map(|(d, dim)| {
+                dim.values.iter().enumerate().flat_map(move |(v, val)| {
+                    val.keywords.iter().map(move |k| (d, v, k.to_lowercase()))
+                })
+            })
+            .filter(|(_, _, k)| !k.trim().is_empty())
+            .collect();
+        let tag = |text: &str| -> Vec<(usize, usize)> {
+            let padded = format!(" {} ", words_only(text));
+            let mut m: Vec<(usize, usize)> = keywords
+                .iter()
+                .filter(|(_, _, k)| padded.contains(&format!(" {} ", words_only(k))))
+                .map(|(d, v, _)| (*d, *v))
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        let sentences = taxonomy
+            .dimensions
+            .iter()
+            .map(|dim| {
+                dim.values
+                    .iter()
+                    .map(|val| {
+                        val.examples
+                            .iter()
+                            .flat_map(|e| sentences(e))
+                            .map(|t| Sentence {
+                                mentions: tag(&t),
+                                text: t,
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Bank { sentences }
+    }
+
+    /// How well a sentence fits `cell`: keywords of its values minus keywords of competitors.
+    fn fit(&self, s: &Sentence, cell: &Cell) -> i32 {
+        s.mentions
+            .iter()
+            .map(|&(d, v)| if cell.0.get(d) == Some(&v) { 1 } else { -1 })
+            .sum()
+    }
+
+    /// One sentence for dimension `d` of `cell`, not already in `taken`, favouring the best fit.
+    fn pick(&self, cell: &Cell, d: usize, taken: &[String], rng: &mut Rng) -> Option<String> {
+        let v = *cell.0.get(d)?;
+        let pool: Vec<&Sentence> = self
+            .sentences
+            .get(d)?
+            .get(v)?
+            .iter()
+            .filter(|s| !taken.contains(&s.text))
+            .collect();
+        let fits: Vec<i32> = pool.iter().map(|s| self.fit(s, cell)).collect();
+        let best = *fits.iter().max()?;
+        let weights: Vec<f64> = fits.iter().map(|&f| 3f64.powi(f - best)).collect();
+        Some(pool[rng.weighted(&weights)].text.clone())
+    }
+}
+
+/// Lower case, letters, digits and apostrophes; everything else a single space.
+fn words_only(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() || c == '\'' || c == '’' {
+            out.push(if c == '’' { '\'' } else { c });
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out.trim().to_string()
+}
 
 /// Splits text into sentences at `.`, `!`, `?` followed by a space.
 pub fn sentences(text: &str) -> Vec<String> {
@@ -37,37 +142,28 @@ pub fn sentences(text: &str) -> Vec<String> {
 }
 
 /// One message for `cell` in the style of `persona`.
-pub fn compose(taxonomy: &Taxonomy, cell: &Cell, persona: &Persona, rng: &mut Rng) -> String {
+pub fn compose(bank: &Bank, cell: &Cell, persona: &Persona, rng: &mut Rng) -> String {
     let n_sentences = persona
         .style
         .values()
         .find_map(|f| f.sentences)
         .unwrap_or(2)
         .max(1);
-    let mut dims: Vec<usize> = (0..taxonomy.dimensions.len()).collect();
+    let mut dims: Vec<usize> = (0..bank.sentences.len()).collect();
     rng.shuffle(&mut dims);
-    // Pools of sentences per dimension, from the cell's value examples.
-    let pools: Vec<Vec<String>> = dims
-        .iter()
-        .map(|&d| {
-            taxonomy
-                .cell_value(cell, d)
-                .map(|v| v.examples.iter().flat_map(|e| sentences(e)).collect())
-                .unwrap_or_default()
-        })
-        .filter(|p: &Vec<String>| !p.is_empty())
-        .collect();
+    // One sentence per dimension first (the cell), then more from the same pools (the length).
     let mut parts: Vec<String> = Vec::new();
-    for i in 0..n_sentences {
-        if pools.is_empty() {
-            break;
+    for &d in &dims {
+        if let Some(s) = bank.pick(cell, d, &parts, rng) {
+            parts.push(s);
         }
-        let pool = &pools[i % pools.len()];
-        if let Some(s) = rng.pick(pool)
-            && !parts.contains(s)
-        {
-            parts.push(s.clone());
+    }
+    let mut i = 0;
+    while parts.len() < n_sentences && i < dims.len() * 2 {
+        if let Some(s) = bank.pick(cell, dims[i % dims.len()], &parts, rng) {
+            parts.push(s);
         }
+        i += 1;
     }
     let hedges: Vec<&String> = persona
         .style

@@ -507,9 +507,20 @@ impl LlmJudge<'_> {
     }
 
     /// Parses a verdict into `judge.llm.<item>` scores (0..1) and `judge.llm.total`.
+    ///
+    /// Lenient where a capable model is sloppy in ways that keep the meaning: the object may sit
+    /// in code fences or prose (the OpenAI backend repairs that in JSON mode; this repeats it for
+    /// other callers), a score may be a number, a numeric string or `"7/10"`, and out-of-range
+    /// scores are clamped to 0..10. A reply that is not JSON, or scores no rubric item, is an
+    /// error: the caller records it as `judge.llm.error` and keeps the heuristic total.
     pub fn parse(rubric: &Rubric, text: &str) -> Result<Vec<Score>> {
-        let v: serde_json::Value =
-            serde_json::from_str(text.trim()).context("the LLM judge's reply is not JSON")?;
+        let trimmed = text.trim();
+        let object = match (trimmed.find('{'), trimmed.rfind('}')) {
+            (Some(a), Some(b)) if a < b => &trimmed[a..=b],
+            _ => trimmed,
+        };
+        let v: serde_json::Value = serde_json::from_str(object)
+            .with_context(|| format!("the LLM judge's reply is not JSON: {:.120}", trimmed))?;
         let scores = v.get("scores").unwrap_or(&v);
         let mut out = Vec::new();
         let (mut sum, mut wsum) = (0.0, 0.0);
@@ -519,8 +530,8 @@ impl LlmJudge<'_> {
             };
             let raw = entry
                 .get("score")
-                .and_then(serde_json::Value::as_f64)
-                .or_else(|| entry.as_f64());
+                .and_then(score_value)
+                .or_else(|| score_value(entry));
             let Some(raw) = raw else { continue };
             let value = (raw / 10.0).clamp(0.0, 1.0);
             let reason = entry
@@ -545,6 +556,21 @@ impl LlmJudge<'_> {
             reason: format!("weighted mean of {} items the LLM judge scored", out.len()),
         });
         Ok(out)
+    }
+}
+
+/// A 0–10 score from a number, a numeric string or `"7/10"` (scaled to 10).
+fn score_value(v: &serde_json::Value) -> Option<f64> {
+    if let Some(x) = v.as_f64() {
+        return Some(x);
+    }
+    let s = v.as_str()?.trim();
+    match s.split_once('/') {
+        Some((a, b)) => {
+            let (a, b): (f64, f64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            (b > 0.0).then(|| a / b * 10.0)
+        }
+        None => s.parse().ok(),
     }
 }
 

@@ -169,3 +169,24 @@ fn llm_verdicts_parse_and_bad_rubrics_are_refused() {
         .map(|e| e.to_string());
     assert!(err.unwrap_or_default().contains("r.yaml:4"));
 }
+
+#[test]
+fn llm_verdicts_in_fences_or_with_string_scores_are_repaired() {
+    let r = Rubric::parse(DEFAULT_RUBRIC, "rubric.yaml").expect("rubric");
+    let fenced = "Here is my verdict:\n```json\n{\"scores\": {\"validation\": {\"score\": \"7/10\", \"reason\": \"names the fear\"}, \"question\": {\"score\": \"9\", \"reason\": \"open\"}, \"length\": {\"score\": 14}}}\n```\nHope this helps.";
+    let s = LlmJudge::parse(&r, fenced).unwrap_or_else(|e| panic!("{e:#}"));
+    let get = |n: &str| s.iter().find(|x| x.name == n).map_or(-1.0, |x| x.value);
+    assert!((get("judge.llm.validation") - 0.7).abs() < 1e-9);
+    assert!((get("judge.llm.question") - 0.9).abs() < 1e-9);
+    assert!((get("judge.llm.length") - 1.0).abs() < 1e-9, "clamped");
+    assert!(
+        s.iter()
+            .any(|x| x.name == "judge.llm.validation" && x.reason == "names the fear")
+    );
+    let err = LlmJudge::parse(&r, "{\"scores\": {\"validation\": {\"score\": 8,")
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(err.contains("not JSON"), "{err}");
+    assert!(LlmJudge::parse(&r, "{\"verdict\": \"good\"}").is_err());
+}

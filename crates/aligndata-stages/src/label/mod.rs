@@ -7,8 +7,9 @@
 //!   description, keywords and examples are embedded, and a record takes the value it is most
 //!   similar to, or none when it is not similar enough to any (a cut-off calibrated from the
 //!   taxonomy's own texts). The day-one labeller, and the weakest.
-//! - **trained** ([`linear`]): a one-vs-rest logistic regression per dimension on the same
-//!   embeddings, trained from labelled records: a user's labelled file (with a mapping from its
+//! - **trained** ([`linear`], [`tfidf`]): a one-vs-rest logistic regression per dimension on
+//!   TF-IDF word unigrams + bigrams beside the same embeddings (or either alone), trained from
+//!   labelled records: a user's labelled file (with a mapping from its
 //!   labels to taxonomy values) or synthetic records, whose `intended` cell is known by
 //!   construction. Per-label thresholds are tuned on a held-out split. `label train` writes a
 //!   [`LabelModel`] JSON file; `label --model` applies it. Much better when labels exist; measured
@@ -27,12 +28,14 @@
 pub mod linear;
 pub mod llm;
 pub mod prototype;
+pub mod tfidf;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use aligndata_core::{Label, Record, Taxonomy};
@@ -40,8 +43,11 @@ use aligndata_dataset::{Dataset, DatasetWriter, Format, ManifestFields, WriterOp
 use aligndata_models::embed::Embedder;
 use aligndata_models::llm::Llm;
 
-pub use linear::{LinearClassifier, TrainConfig, best_threshold, f1_scores};
+pub use linear::{
+    LinearClassifier, Rows, Solver, TrainConfig, best_threshold, f1_scores, holdout_split,
+};
 pub use prototype::{PrototypeConfig, PrototypeMode, Prototypes};
+pub use tfidf::{Tfidf, TfidfConfig};
 
 /// Method names written into `Label::method`.
 pub const METHOD_PROTOTYPE: &str = "prototype";
@@ -50,8 +56,10 @@ pub const METHOD_TRAINED: &str = "trained";
 /// See [`METHOD_PROTOTYPE`].
 pub const METHOD_LLM: &str = "llm";
 
-/// Version of the [`LabelModel`] file format.
-pub const MODEL_FORMAT: u32 = 1;
+/// Version of the [`LabelModel`] file format written. 1: embedding features only, weights as
+/// number lists. 2: optional TF-IDF vocabulary (`tfidf`), weights packed as base64 f16. Both
+/// are read.
+pub const MODEL_FORMAT: u32 = 2;
 
 const BATCH: usize = 512;
 
@@ -92,12 +100,16 @@ pub fn taxonomy_prototypes(
 pub struct LabelModel {
     /// [`MODEL_FORMAT`].
     pub format: u32,
-    /// The embedder kind the features come from (`hashed`, `static`, `minilm`).
+    /// The embedder kind the dense features come from (`hashed`, `static`, `minilm`), or
+    /// `none` for a TF-IDF-only model.
     pub embedder: String,
-    /// The embedder's own name, e.g. `minilm-l6-v2`.
+    /// The embedder's own name, e.g. `minilm-l6-v2` (`none` without one).
     pub embedder_name: String,
-    /// Feature length.
+    /// Embedding length (0 without an embedder).
     pub dim: usize,
+    /// TF-IDF vocabulary of the word features beside the embedding (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tfidf: Option<Tfidf>,
     /// The taxonomy it was trained for (its name).
     pub taxonomy: String,
     /// One classifier per dimension that had training labels.
@@ -132,34 +144,102 @@ impl LabelModel {
     pub fn load(path: &Path) -> Result<LabelModel> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("could not read the model file {}", path.display()))?;
-        let model: LabelModel = serde_json::from_slice(&bytes).with_context(|| {
+        // The format first, so a newer file says so instead of failing on a field.
+        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("format").and_then(|f| f.as_u64()));
+        match format {
+            Some(1..=2) => {}
+            Some(other) => bail!(
+                "{} has model format {other}, this build reads formats 1 and 2\nhint: use the aligndata that wrote it, or retrain with `aligndata label train`",
+                path.display()
+            ),
+            None => bail!(
+                "{} is not a label model (written by `aligndata label train`): no `format` field",
+                path.display()
+            ),
+        }
+        let mut model: LabelModel = serde_json::from_slice(&bytes).with_context(|| {
             format!(
                 "{} is not a label model (written by `aligndata label train`)",
                 path.display()
             )
         })?;
-        if model.format != MODEL_FORMAT {
-            bail!(
-                "{} has model format {}, this build reads {MODEL_FORMAT}",
-                path.display(),
-                model.format
+        if let Some(t) = model.tfidf.take() {
+            model.tfidf = Some(
+                t.ready()
+                    .with_context(|| format!("{}: the TF-IDF vocabulary", path.display()))?,
             );
         }
+        let n_sparse = model.tfidf.as_ref().map_or(0, Tfidf::len);
         for d in &model.dimensions {
             d.classifier
                 .validate()
                 .with_context(|| format!("{}: dimension `{}`", path.display(), d.id))?;
-            if d.classifier.dim != model.dim {
+            if d.classifier.dense_dim() != model.dim || d.classifier.sparse != n_sparse {
                 bail!(
-                    "{}: dimension `{}` has features of length {}, the model says {}",
+                    "{}: dimension `{}` expects {} embedding and {} TF-IDF features, the model has {} and {}",
                     path.display(),
                     d.id,
-                    d.classifier.dim,
-                    model.dim
+                    d.classifier.dense_dim(),
+                    d.classifier.sparse,
+                    model.dim,
+                    n_sparse
                 );
             }
         }
         Ok(model)
+    }
+
+    /// Whether the model needs an embedder (it has embedding features).
+    pub fn needs_embedder(&self) -> bool {
+        self.dim > 0
+    }
+
+    /// Each text's sparse TF-IDF row (empty rows without a vocabulary).
+    pub fn tfidf_rows(&self, texts: &[&str]) -> Vec<Vec<(u32, f32)>> {
+        match &self.tfidf {
+            Some(t) => texts.par_iter().map(|x| t.transform(x)).collect(),
+            None => vec![Vec::new(); texts.len()],
+        }
+    }
+
+    /// Per text, per model dimension (in `dimensions` order), each label's probability.
+    /// `embedder` is needed when [`LabelModel::needs_embedder`].
+    pub fn probabilities(
+        &self,
+        embedder: Option<&dyn Embedder>,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let dense = self.embed(embedder, texts)?;
+        let sparse = self.tfidf_rows(texts);
+        Ok(sparse
+            .iter()
+            .zip(&dense)
+            .map(|(s, d)| {
+                self.dimensions
+                    .iter()
+                    .map(|dim| dim.classifier.probabilities_of(&dim.classifier.input(s, d)))
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn embed(&self, embedder: Option<&dyn Embedder>, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if !self.needs_embedder() {
+            return Ok(vec![Vec::new(); texts.len()]);
+        }
+        let embedder = embedder.context("the trained labeller needs an embedder")?;
+        if embedder.dim() != self.dim {
+            bail!(
+                "the model was trained on {}-d features ({}), the embedder gives {}-d ({})",
+                self.dim,
+                self.embedder_name,
+                embedder.dim(),
+                embedder.name()
+            );
+        }
+        embedder.embed(texts)
     }
 
     /// Checks that the model fits `taxonomy`: every dimension and value it predicts exists there.
@@ -240,24 +320,17 @@ impl Labeller<'_> {
                 ))
             }
             Labeller::Trained(model) => {
-                let embedder = embedder.context("the trained labeller needs an embedder")?;
-                if embedder.dim() != model.dim {
-                    bail!(
-                        "the model was trained on {}-d features ({}), the embedder gives {}-d ({})",
-                        model.dim,
-                        model.embedder_name,
-                        embedder.dim(),
-                        embedder.name()
-                    );
-                }
-                let vectors = embedder.embed(texts)?;
+                let vectors = model.embed(embedder, texts)?;
+                let rows = model.tfidf_rows(texts);
                 Ok((
                     vectors
                         .iter()
-                        .map(|v| {
+                        .zip(&rows)
+                        .map(|(v, row)| {
                             let mut labels = Vec::new();
                             for d in &model.dimensions {
-                                let mut found = d.classifier.predict(v);
+                                let mut found =
+                                    d.classifier.predict_of(&d.classifier.input(row, v));
                                 found.sort_by(|a, b| b.1.total_cmp(&a.1));
                                 for (i, p) in found {
                                     labels.push(mk(&d.id, &d.classifier.labels[i], p));
@@ -615,13 +688,13 @@ pub struct TrainDimension {
     pub values: BTreeMap<String, (usize, Option<f32>)>,
 }
 
-/// Trains a [`LabelModel`] for `taxonomy` from `examples`, embedding them with `embedder`
-/// (whose kind name is `embedder_kind`). Dimensions with fewer than two labelled values are
-/// skipped (a one-class problem teaches nothing).
+/// Trains a [`LabelModel`] for `taxonomy` from `examples`: TF-IDF word features when
+/// `config.tfidf` is set, and the embeddings of `embedder` (whose kind name is `embedder_kind`)
+/// when one is given, side by side. Dimensions with fewer than two labelled values are skipped
+/// (a one-class problem teaches nothing).
 pub fn train_model(
     taxonomy: &Taxonomy,
-    embedder: &dyn Embedder,
-    embedder_kind: &str,
+    embedder: Option<(&dyn Embedder, &str)>,
     examples: &[Example],
     trained_on: &str,
     config: &TrainConfig,
@@ -630,12 +703,29 @@ pub fn train_model(
     if examples.is_empty() {
         bail!("no labelled examples to train on");
     }
-    let mut features = Vec::with_capacity(examples.len());
-    for chunk in examples.chunks(BATCH) {
-        let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
-        features.extend(embedder.embed(&texts)?);
-        progress(features.len() as u64);
+    if embedder.is_none() && config.tfidf.is_none() {
+        bail!("no features: give an embedder, TF-IDF settings, or both");
     }
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let mut features = Vec::with_capacity(examples.len());
+    if let Some((embedder, _)) = embedder {
+        for chunk in texts.chunks(BATCH) {
+            features.extend(embedder.embed(chunk)?);
+            progress(features.len() as u64);
+        }
+    }
+    let tfidf = match &config.tfidf {
+        Some(c) => Some(Tfidf::fit(&texts, c)?),
+        None => None,
+    };
+    let sparse_rows = tfidf.as_ref().map(|t| {
+        let mut rows = Rows::new();
+        for row in texts.par_iter().map(|x| t.transform(x)).collect::<Vec<_>>() {
+            rows.push(&row);
+        }
+        (rows, t.len())
+    });
+    progress(examples.len() as u64);
     let mut summary = TrainSummary {
         examples: examples.len(),
         ..TrainSummary::default()
@@ -663,8 +753,14 @@ pub fn train_model(
             );
             continue;
         }
-        let classifier = LinearClassifier::train(labels.clone(), &features, &targets, config)
-            .with_context(|| format!("training dimension `{}`", dim.id))?;
+        let classifier = LinearClassifier::train_mixed(
+            labels.clone(),
+            sparse_rows.as_ref().map(|(r, n)| (r, *n)),
+            embedder.is_some().then_some(&features[..]),
+            &targets,
+            config,
+        )
+        .with_context(|| format!("training dimension `{}`", dim.id))?;
         let values = labels
             .iter()
             .enumerate()
@@ -690,9 +786,10 @@ pub fn train_model(
     }
     let model = LabelModel {
         format: MODEL_FORMAT,
-        embedder: embedder_kind.to_string(),
-        embedder_name: embedder.name().to_string(),
-        dim: embedder.dim(),
+        embedder: embedder.map_or("none", |e| e.1).to_string(),
+        embedder_name: embedder.map_or("none", |e| e.0.name()).to_string(),
+        dim: embedder.map_or(0, |e| e.0.dim()),
+        tfidf,
         taxonomy: taxonomy.name.clone(),
         dimensions,
         trained_on: trained_on.to_string(),

@@ -267,8 +267,7 @@ fn model_save_load_round_trip_and_checks() {
     };
     let (model, summary) = train_model(
         &tax,
-        &embedder,
-        "hashed",
+        Some((&embedder, "hashed")),
         &examples,
         "test",
         &config,
@@ -414,4 +413,167 @@ fn jsonl_labels_map_to_taxonomy_values() {
         Some(("situation".into(), "job-interview".into()))
     );
     assert_eq!(resolve(&tax, "situation=nope"), None);
+}
+
+#[test]
+fn tfidf_follows_the_scikit_learn_conventions() {
+    let texts = [
+        "I am so sorry for your loss",
+        "Sorry, I did not mean it",
+        "Thanks a lot, so kind",
+        "so so sorry",
+    ];
+    let t = Tfidf::fit(
+        &texts,
+        &TfidfConfig {
+            min_df: 2,
+            max_terms: 0,
+        },
+    )
+    .unwrap();
+    // Lowercased, one-character tokens dropped, bigrams kept when two texts have them.
+    let mut terms = t.terms.clone();
+    terms.sort();
+    assert_eq!(terms, vec!["so", "so sorry", "sorry"]);
+    // Smoothed idf: ln((1 + n) / (1 + df)) + 1; `so` is in 3 of 4 texts.
+    let so = t.terms.iter().position(|x| x == "so").unwrap();
+    assert!((t.idf[so] - ((5.0f32 / 4.0).ln() + 1.0)).abs() < 1e-6);
+    // Sublinear tf, unit length, unknown words ignored, features in order.
+    let row = t.transform("So so SORRY zebra");
+    assert_eq!(row.len(), 3);
+    assert!(row.windows(2).all(|w| w[0].0 < w[1].0));
+    let norm: f32 = row.iter().map(|p| p.1 * p.1).sum();
+    assert!((norm - 1.0).abs() < 1e-5);
+    let so_value = row.iter().find(|p| p.0 as usize == so).unwrap().1;
+    let sorry = t.terms.iter().position(|x| x == "sorry").unwrap();
+    let sorry_value = row.iter().find(|p| p.0 as usize == sorry).unwrap().1;
+    let ratio = so_value / sorry_value;
+    let want = (1.0 + 2f32.ln()) * t.idf[so] / t.idf[sorry];
+    assert!((ratio - want).abs() < 1e-4, "{ratio} vs {want}");
+    assert!(t.transform("zebra").is_empty());
+}
+
+/// Labels of `texts` by `model`, as (dimension, value) pairs.
+fn trained_labels(
+    model: &LabelModel,
+    tax: &Taxonomy,
+    embedder: Option<&dyn Embedder>,
+    texts: &[&str],
+) -> Vec<Vec<(String, String, f64)>> {
+    let (labels, _) = Labeller::Trained(model)
+        .label_texts(tax, embedder, texts)
+        .unwrap();
+    labels
+        .into_iter()
+        .map(|ls| {
+            ls.into_iter()
+                .map(|l| (l.dimension, l.value, l.confidence))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn tfidf_model_trains_round_trips_and_labels_the_same() {
+    let tax = taxonomy();
+    let examples = synthetic_examples(&tax);
+    let texts: Vec<&str> = CLEAR.iter().map(|c| c.2).collect();
+    let embedder = HashedEmbedder::new(256);
+    let dir = tempfile::tempdir().unwrap();
+    for with_embedder in [true, false] {
+        let config = TrainConfig {
+            holdout: 0.2,
+            tfidf: Some(TfidfConfig {
+                min_df: 1,
+                max_terms: 0,
+            }),
+            ..TrainConfig::shipped()
+        };
+        let e: Option<(&dyn Embedder, &str)> = with_embedder.then_some((&embedder, "hashed"));
+        let (model, _) = train_model(&tax, e, &examples, "test", &config, &|_| {}).unwrap();
+        let vocab = model.tfidf.as_ref().map_or(0, Tfidf::len);
+        assert!(vocab > 100, "{vocab} terms");
+        assert_eq!(model.needs_embedder(), with_embedder);
+        let path = dir.path().join(format!("model-{with_embedder}.json"));
+        model.save(&path).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(raw["format"], MODEL_FORMAT);
+        assert!(raw["dimensions"][0]["classifier"]["weights"][0].is_string());
+        let back = LabelModel::load(&path).unwrap();
+        assert_eq!(back, model);
+        let emb: Option<&dyn Embedder> = with_embedder.then_some(&embedder as &dyn Embedder);
+        let before = trained_labels(&model, &tax, emb, &texts);
+        assert_eq!(trained_labels(&back, &tax, emb, &texts), before);
+        // It learned the taxonomy's own texts: most get their own value back.
+        let train_texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+        let got = trained_labels(&back, &tax, emb, &train_texts);
+        let right = examples
+            .iter()
+            .zip(&got)
+            .filter(|(e, g)| {
+                e.labels
+                    .iter()
+                    .all(|(d, v)| g.iter().any(|(gd, gv, _)| gd == d && gv == v))
+            })
+            .count();
+        assert!(
+            right * 10 >= examples.len() * 8,
+            "{right} of {} (embedder {with_embedder})",
+            examples.len()
+        );
+    }
+}
+
+#[test]
+fn format_1_models_still_load_and_newer_formats_are_refused() {
+    let tax = taxonomy();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.json");
+    // A format-1 file as `label train` wrote it before TF-IDF: weights as number lists, no
+    // `sparse`, `dense_weight` or `tfidf`.
+    let old = serde_json::json!({
+        "format": 1,
+        "embedder": "hashed",
+        "embedder_name": "hashed-2",
+        "dim": 2,
+        "taxonomy": tax.name,
+        "dimensions": [{
+            "id": "emotion",
+            "classifier": {
+                "labels": ["anxious", "angry"],
+                "dim": 2,
+                "mean": [0.0, 0.0],
+                "scale": [1.0, 1.0],
+                "weights": [[4.0, -4.0], [-4.0, 4.0]],
+                "bias": [0.0, 0.0],
+                "thresholds": [0.5, 0.5],
+                "heldout_f1": [null, null]
+            }
+        }],
+        "trained_on": "hand-written",
+        "examples": 2,
+        "config": {"epochs": 12, "learning_rate": 0.01, "l2": 0.0001, "batch": 256,
+                   "holdout": 0.15, "balance": true, "seed": 1}
+    });
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    let model = LabelModel::load(&path).unwrap();
+    model.check_taxonomy(&tax).unwrap();
+    assert!(model.tfidf.is_none());
+    let c = &model.dimensions[0].classifier;
+    assert_eq!(c.predict(&[1.0, 0.0]).first().map(|p| p.0), Some(0));
+    assert_eq!(c.predict(&[0.0, 1.0]).first().map(|p| p.0), Some(1));
+    // Saved again, it is a format-2 file that loads to the same model.
+    let again = dir.path().join("again.json");
+    model.save(&again).unwrap();
+    assert_eq!(LabelModel::load(&again).unwrap(), model);
+
+    let mut newer = old;
+    newer["format"] = serde_json::json!(3);
+    std::fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
+    let err = format!("{:#}", LabelModel::load(&path).unwrap_err());
+    assert!(
+        err.contains("old.json") && err.contains("format 3") && err.contains("retrain"),
+        "{err}"
+    );
 }

@@ -13,6 +13,10 @@
 //!   [`Detector`](crate::safety::Detector) first; a crisis input gets the label `risk=crisis`, the
 //!   `safety.crisis` score with the cue, and the crisis template's variants (with locale resources)
 //!   as its candidates, strategy `safety.crisis`. A 135M model cannot be trusted with that turn.
+//! - **Resources for the person's locale.** The crisis resources are chosen per record
+//!   ([`record_locale`]): the record's own `locale` (its intended cell's `locale` value, e.g. from
+//!   a taxonomy with a `locale` dimension, else a `locale` label), else `--locale`, else the
+//!   resources file's fallback. A person in Dublin gets Samaritans Ireland, not 988.
 //! - **Batched and resumable.** Requests of many records go to `Llm::complete_batch` together (the
 //!   local backend decodes them in one forward pass, the OpenAI backend keeps them in flight); the
 //!   binary wraps the model in `CachedLlm`, so a rerun after a crash repeats no paid request (a
@@ -152,7 +156,8 @@ pub struct RespondConfig {
     pub n: usize,
     /// Run seed (mixed with record id and candidate index).
     pub seed: u64,
-    /// Locale of the crisis resources (`US`, `UK`, …; `None`: the resources' fallback).
+    /// Default locale of the crisis resources (`US`, `UK`, …) for records that carry none
+    /// (see [`record_locale`]); `None`: the resources' fallback.
     pub locale: Option<String>,
     /// Records per model batch.
     pub batch: usize,
@@ -195,6 +200,9 @@ pub struct RespondSummary {
     pub no_response: u64,
     /// Crisis detections by strongest cue kind.
     pub crisis_by_kind: BTreeMap<String, u64>,
+    /// Crisis responses by the locale whose resources they name (`default` when neither the
+    /// record nor the run named one and the fallback was used).
+    pub crisis_by_locale: BTreeMap<String, u64>,
     /// The model, and the policy id.
     pub model: String,
     pub policy: String,
@@ -214,6 +222,23 @@ pub fn clean_reply(text: &str) -> String {
         }
     }
     t.to_string()
+}
+
+/// The dimension (in `intended` or `labels`) that carries a record's locale.
+pub const LOCALE_DIMENSION: &str = "locale";
+
+/// The locale a record carries: its intended cell's `locale`, else its most confident `locale`
+/// label; `None` when it has neither (the run's default applies).
+pub fn record_locale(record: &Record) -> Option<&str> {
+    if let Some(l) = record.intended.get(LOCALE_DIMENSION) {
+        return Some(l.as_str());
+    }
+    record
+        .labels
+        .iter()
+        .filter(|l| l.dimension == LOCALE_DIMENSION)
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+        .map(|l| l.value.as_str())
 }
 
 fn seed_for(run: u64, id: &str, i: usize) -> u64 {
@@ -326,9 +351,16 @@ pub fn respond_batch(
         summary.responded += 1;
         if det.crisis {
             summary.crisis += 1;
+            let locale = record_locale(record)
+                .map(str::to_string)
+                .or_else(|| config.locale.clone());
+            *summary
+                .crisis_by_locale
+                .entry(locale.clone().unwrap_or_else(|| "default".into()))
+                .or_default() += 1;
             record.responses = (0..config.n)
                 .map(|i| Response {
-                    text: policy.crisis.render(i, resources, config.locale.as_deref()),
+                    text: policy.crisis.render(i, resources, locale.as_deref()),
                     model: "template".into(),
                     strategy: CRISIS_STRATEGY.into(),
                     scores: Vec::new(),

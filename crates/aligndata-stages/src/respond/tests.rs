@@ -108,3 +108,91 @@ fn local_model_answers_and_crisis_gets_resources() {
     assert_eq!(summary.crisis, 1);
     assert_eq!(summary.model_candidates, 4);
 }
+
+/// Crisis resources follow each record's locale (intended cell, else a `locale` label), then the
+/// run's default, then the file's fallback. Every record here is a crisis input, so the model is
+/// never asked; the real default model is still the one passed in.
+#[test]
+fn crisis_resources_follow_each_records_locale() {
+    let path = aligndata_models::registry::ensure("smollm2-135m", false, &|_| {})
+        .unwrap_or_else(|e| panic!("SmolLM2 GGUF unavailable ({e:#})"));
+    let llm = LocalLlm::load(&path, LocalConfig::default()).expect("load SmolLM2");
+    let text = "I've written letters to everyone and I want to kill myself tonight.";
+    let mut from_cell = Record::new(SourceKind::Synthetic, format!("{text} (cell)"));
+    from_cell
+        .intended
+        .insert(LOCALE_DIMENSION.into(), "IE".into());
+    let mut from_label = Record::new(SourceKind::Real, format!("{text} (label)"));
+    for (value, confidence) in [("US", 0.2), ("AU", 0.9)] {
+        from_label.labels.push(aligndata_core::Label {
+            dimension: LOCALE_DIMENSION.into(),
+            value: value.into(),
+            confidence,
+            method: "trained".into(),
+        });
+    }
+    let plain = Record::new(SourceKind::Real, format!("{text} (none)"));
+    let mut records = vec![from_cell, from_label, plain];
+    assert_eq!(record_locale(&records[0]), Some("IE"));
+    assert_eq!(record_locale(&records[1]), Some("AU"));
+    assert_eq!(record_locale(&records[2]), None);
+
+    let run = |records: &mut Vec<Record>, locale: Option<&str>| {
+        let config = RespondConfig {
+            n: 1,
+            locale: locale.map(str::to_string),
+            ..RespondConfig::default()
+        };
+        let mut summary = RespondSummary::default();
+        respond_batch(
+            records,
+            &policy(),
+            &resources(),
+            &Detector::default(),
+            &llm,
+            &config,
+            &mut summary,
+        )
+        .expect("respond");
+        summary
+    };
+    let summary = run(&mut records, Some("UK"));
+    assert_eq!(summary.crisis, 3);
+    assert_eq!(
+        summary.model_candidates, 0,
+        "crisis inputs never reach the model"
+    );
+    let said = |r: &Record| r.responses[0].text.clone();
+    assert!(
+        said(&records[0]).contains("Samaritans Ireland"),
+        "{}",
+        said(&records[0])
+    );
+    assert!(
+        said(&records[1]).contains("13 11 14"),
+        "{}",
+        said(&records[1])
+    );
+    assert!(!said(&records[1]).contains("988"), "{}", said(&records[1]));
+    assert!(
+        said(&records[2]).contains("Shout"),
+        "run default UK: {}",
+        said(&records[2])
+    );
+    let by_locale: Vec<(&str, u64)> = summary
+        .crisis_by_locale
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(by_locale, vec![("AU", 1), ("IE", 1), ("UK", 1)]);
+
+    // No default: the record without a locale gets the file's fallback (international lines).
+    let summary = run(&mut records, None);
+    assert!(
+        said(&records[2]).contains("findahelpline.com"),
+        "{}",
+        said(&records[2])
+    );
+    assert!(said(&records[0]).contains("Samaritans Ireland"));
+    assert_eq!(summary.crisis_by_locale.get("default"), Some(&1));
+}

@@ -1,26 +1,45 @@
 //! The safety protocol: detect crisis cues (self-harm, suicidal ideation, direct or indirect) and
 //! answer them with a crisis response that stays with the person and gives real resources.
 //!
+//! # How detection works
+//!
+//! Two parts, each covering the other's blind spot:
+//!
+//! - **Rules** ([`rules`]): named regular expressions in pattern families (intent, plan, method
+//!   and means, self-harm acts, attempts, farewells and final arrangements, burden, not being
+//!   around, sleeping forever, disappearing for good, hopelessness), each with an id that ends up
+//!   in the reason. Figurative and third-party uses ("this presentation is killing me", "I could
+//!   sleep for a year", "my essay on suicide prevention", "my friend attempted suicide") are
+//!   guarded by named look-alike idioms that cancel an overlapping cue, and a negator right before
+//!   some cues cancels them ("I would never hurt myself"). Cues are *strong* (a detection on their
+//!   own) or *weak* ("I'm a burden", "no way out", "I've said my goodbyes": common in ordinary
+//!   distress too).
+//! - **A trained classifier** ([`classifier`]): logistic regression on MiniLM sentence embeddings,
+//!   trained on `test_data/safety/train.jsonl` (495 hand-written examples: crisis direct and
+//!   indirect, look-alikes and ordinary distress as negatives). It confirms weak cues and catches
+//!   phrasings no rule names; on its own it flags only at a high, cross-validated probability,
+//!   and never against a recognised figurative idiom in the same text.
+//!
+//! `--safety-embedder none` keeps the rules alone (every weak cue then counts: rules lean to
+//! recall).
+//!
 //! # Why this shape
 //!
 //! - **Conservative.** Missing a person in crisis costs far more than a careful, warm answer to a
-//!   false alarm, so rules lean to recall: negation only cancels a cue with a clear negator right
-//!   before it, and look-alikes are cancelled only by named idioms ("suicide prevention", "dying
-//!   to know"), never by a score.
+//!   false alarm: the classifier never cancels a strong cue, and "don't" is not a negator.
 //! - **Auditable.** Every detection carries the rule ids and the quoted text that fired, and every
-//!   cancelled cue carries why it was cancelled ([`Detection::reason`]). A clinician can read the
-//!   rules in [`rules`] and the labelled cases in `test_data/safety/cases.jsonl`.
-//! - **Measured.** `tests::detector_meets_targets_on_labelled_cases` prints precision and recall
-//!   per kind on those cases and asserts the targets of issue #6.
+//!   cancelled cue carries why ([`Detection::reason`]), including the classifier's probability. A
+//!   clinician can read the rules, the idioms and the training examples.
+//! - **Measured, honestly.** `tests.rs` prints precision and recall per kind on three labelled
+//!   sets. `cases.jsonl` (135) and `heldout.jsonl` (35) were both in view while the current rules
+//!   were written, so they are development sets; `blind.jsonl` (200) was written by someone else
+//!   and never opened while developing: its figures (BENCHMARKS.md) are the honest ones.
 //! - **Crisis inputs are not set aside.** They are exactly the inputs the agent must learn to
 //!   answer well, so they get the label `risk=crisis` (method `safety`), a `safety.crisis` score
-//!   with the reason, and the crisis response template ([`CrisisTemplate`]) instead of the small
-//!   model's text.
-//!
-//! An optional embedding check ([`EmbeddingCheck`]) adds a detection when an input is close to a
-//! crisis exemplar and closer to it than to any look-alike exemplar; it only ever adds, so the
-//! rules' recall is a floor.
+//!   with the reason, and the crisis response template ([`CrisisTemplate`]) with the resources of
+//!   the record's locale instead of the small model's text.
 
+pub mod classifier;
 pub mod rules;
 
 use std::path::Path;
@@ -31,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use aligndata_core::{Label, Record};
 use aligndata_models::embed::Embedder;
 
+pub use classifier::{CrisisModel, Example};
 pub use rules::{CueKind, CueRule, IdiomRule, normalize};
 
 /// Name of the record score the protocol sets.
@@ -73,6 +93,9 @@ pub struct Detection {
     pub cues: Vec<Cue>,
     /// Cues that matched and were cancelled.
     pub suppressed: Vec<Suppressed>,
+    /// The trained classifier's crisis probability, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
 }
 
 impl Detection {
@@ -88,6 +111,9 @@ impl Detection {
         }
         for s in &self.suppressed {
             parts.push(format!("ignored {} (\"{}\"): {}", s.rule, s.matched, s.why));
+        }
+        if let Some(p) = self.probability {
+            parts.push(format!("classifier p {p:.2}"));
         }
         parts.join("; ")
     }
@@ -109,71 +135,83 @@ fn kind_word(kind: CueKind) -> &'static str {
     }
 }
 
-/// Embedding similarity to crisis exemplars, as an extra (additive) check.
-pub struct EmbeddingCheck<'a> {
+/// The trained classifier as a check beside the rules: an embedder and a [`CrisisModel`] for it.
+pub struct ClassifierCheck<'a> {
     embedder: &'a dyn Embedder,
-    crisis: Vec<Vec<f32>>,
-    lookalike: Vec<Vec<f32>>,
-    /// Minimum cosine to the nearest crisis exemplar.
-    pub threshold: f32,
+    /// The model (thresholds included).
+    pub model: CrisisModel,
+    /// Also score each sentence of a multi-sentence input and keep the highest probability, so
+    /// that one crisis sentence inside a long message about work is not averaged away.
+    pub per_sentence: bool,
 }
 
-impl<'a> EmbeddingCheck<'a> {
-    /// Embeds the exemplars once.
-    pub fn new(
-        embedder: &'a dyn Embedder,
-        crisis: &[&str],
-        lookalike: &[&str],
-        threshold: f32,
-    ) -> Result<Self> {
-        let crisis = embedder
-            .embed(crisis)
-            .context("embedding crisis exemplars")?;
-        let lookalike = if lookalike.is_empty() {
-            Vec::new()
-        } else {
-            embedder.embed(lookalike)?
-        };
-        Ok(EmbeddingCheck {
+impl<'a> ClassifierCheck<'a> {
+    /// The check with the shipped model for `embedder` (or one trained now; see [`classifier`]).
+    pub fn new(embedder: &'a dyn Embedder) -> Result<Self> {
+        Ok(ClassifierCheck {
             embedder,
-            crisis,
-            lookalike,
-            threshold,
+            model: CrisisModel::for_embedder(embedder)?,
+            per_sentence: true,
         })
     }
 
-    fn best(rows: &[Vec<f32>], v: &[f32]) -> f32 {
-        rows.iter()
-            .map(|r| r.iter().zip(v).map(|(a, b)| a * b).sum::<f32>())
-            .fold(f32::MIN, f32::max)
+    /// The check with a given model.
+    pub fn with_model(embedder: &'a dyn Embedder, model: CrisisModel) -> Self {
+        ClassifierCheck {
+            embedder,
+            model,
+            per_sentence: true,
+        }
+    }
+
+    /// The crisis probability of each text (the highest over the text and, with
+    /// `per_sentence`, its sentences of at least three words).
+    pub fn probabilities(&self, texts: &[&str]) -> Result<Vec<f32>> {
+        let mut all: Vec<&str> = texts.to_vec();
+        let mut owner: Vec<usize> = (0..texts.len()).collect();
+        if self.per_sentence {
+            for (i, t) in texts.iter().enumerate() {
+                let parts = sentences(t);
+                if parts.len() >= 2 {
+                    for p in parts {
+                        all.push(p);
+                        owner.push(i);
+                    }
+                }
+            }
+        }
+        let rows = self
+            .embedder
+            .embed(&all)
+            .context("embedding inputs for the crisis classifier")?;
+        let mut out = vec![0f32; texts.len()];
+        for (row, i) in rows.iter().zip(&owner) {
+            out[*i] = out[*i].max(self.model.probability(row));
+        }
+        Ok(out)
     }
 }
 
-/// Crisis exemplars for [`EmbeddingCheck`] (not the test cases).
-pub const CRISIS_EXEMPLARS: &[&str] = &[
-    "I want to end my life",
-    "I am thinking about killing myself",
-    "everyone would be better off if I were gone",
-    "I have been hurting myself on purpose",
-    "I don't want to be here anymore",
-    "I have a plan to die",
-];
+/// Sentences of at least three words (split on `.`, `!`, `?`, `;` and newlines).
+fn sentences(text: &str) -> Vec<&str> {
+    text.split(['.', '!', '?', ';', '\n'])
+        .map(str::trim)
+        .filter(|s| s.split_whitespace().count() >= 3)
+        .collect()
+}
 
-/// Look-alike exemplars for [`EmbeddingCheck`].
-pub const LOOKALIKE_EXEMPLARS: &[&str] = &[
-    "this presentation is killing me",
-    "I'm dying of embarrassment",
-    "I could kill for a coffee",
-    "my boss is going to kill me",
-];
-
-/// The rule-based detector, with an optional embedding check.
+/// The detector: rules, plus (optionally) the trained classifier.
+///
+/// Without the classifier, every cue that fires is a detection, weak ones included. With it:
+/// a strong cue is a detection; a weak cue is one when the classifier's probability reaches
+/// [`CrisisModel::weak_threshold`]; and the classifier alone detects at
+/// [`CrisisModel::threshold`]. The classifier never cancels a strong cue.
 pub struct Detector<'a> {
     cues: Vec<CueRule>,
     idioms: Vec<IdiomRule>,
     /// Words looked back from a negatable cue for a negator.
     pub negation_window: usize,
-    embedding: Option<EmbeddingCheck<'a>>,
+    classifier: Option<ClassifierCheck<'a>>,
 }
 
 impl Default for Detector<'_> {
@@ -182,18 +220,23 @@ impl Default for Detector<'_> {
             cues: rules::default_cues(),
             idioms: rules::default_idioms(),
             negation_window: 4,
-            embedding: None,
+            classifier: None,
         }
     }
 }
 
 impl<'a> Detector<'a> {
-    /// The default rules plus an embedding check.
-    pub fn with_embedding(embedding: EmbeddingCheck<'a>) -> Self {
+    /// The default rules plus the trained classifier.
+    pub fn with_classifier(check: ClassifierCheck<'a>) -> Self {
         Detector {
-            embedding: Some(embedding),
+            classifier: Some(check),
             ..Detector::default()
         }
+    }
+
+    /// The classifier check, if any.
+    pub fn classifier(&self) -> Option<&ClassifierCheck<'a>> {
+        self.classifier.as_ref()
     }
 
     /// The cue rules in effect: (id, kind, what it looks for).
@@ -204,8 +247,16 @@ impl<'a> Detector<'a> {
             .collect()
     }
 
-    /// Runs the rules over one text.
+    /// Runs the rules over one text (no classifier: weak cues count).
     pub fn detect(&self, text: &str) -> Detection {
+        let (mut det, weak, _) = self.rules_only(text);
+        det.cues.extend(weak);
+        det.crisis = !det.cues.is_empty();
+        det
+    }
+
+    /// Strong cues in the detection, weak cues apart, and the first look-alike idiom found.
+    fn rules_only(&self, text: &str) -> (Detection, Vec<Cue>, Option<String>) {
         let norm = normalize(text);
         let idiom_spans: Vec<(&str, usize, usize, &str)> = self
             .idioms
@@ -220,7 +271,9 @@ impl<'a> Detector<'a> {
             crisis: false,
             cues: Vec::new(),
             suppressed: Vec::new(),
+            probability: None,
         };
+        let mut weak: Vec<Cue> = Vec::new();
         for rule in &self.cues {
             for m in rule.regex.find_iter(&norm) {
                 let matched = m.as_str().to_string();
@@ -245,8 +298,9 @@ impl<'a> Detector<'a> {
                     });
                     continue;
                 }
-                if !det.cues.iter().any(|c| c.rule == rule.id) {
-                    det.cues.push(Cue {
+                let list = if rule.weak { &mut weak } else { &mut det.cues };
+                if !list.iter().any(|c| c.rule == rule.id) {
+                    list.push(Cue {
                         rule: rule.id.to_string(),
                         kind: rule.kind,
                         matched,
@@ -255,28 +309,59 @@ impl<'a> Detector<'a> {
             }
         }
         det.crisis = !det.cues.is_empty();
-        det
+        let idiom = idiom_spans
+            .first()
+            .map(|(id, _, _, m)| format!("{id} (\"{m}\")"));
+        (det, weak, idiom)
     }
 
-    /// Runs the rules (and the embedding check, if any) over many texts.
+    /// Runs the rules (and the classifier, if any) over many texts.
     pub fn detect_batch(&self, texts: &[&str]) -> Result<Vec<Detection>> {
-        let mut out: Vec<Detection> = texts.iter().map(|t| self.detect(t)).collect();
-        if let Some(check) = &self.embedding {
-            let vecs = check.embedder.embed(texts)?;
-            for (det, v) in out.iter_mut().zip(&vecs) {
-                let c = EmbeddingCheck::best(&check.crisis, v);
-                let l = EmbeddingCheck::best(&check.lookalike, v);
-                if !det.crisis && c >= check.threshold && c > l {
-                    det.cues.push(Cue {
-                        rule: "embedding".into(),
-                        kind: CueKind::Indirect,
-                        matched: format!("cos {c:.2} to a crisis exemplar (look-alike {l:.2})"),
-                    });
-                    det.crisis = true;
+        let Some(check) = &self.classifier else {
+            return Ok(texts.iter().map(|t| self.detect(t)).collect());
+        };
+        let probs = check.probabilities(texts)?;
+        let m = &check.model;
+        Ok(texts
+            .iter()
+            .zip(probs)
+            .map(|(t, p)| {
+                let (mut det, weak, idiom) = self.rules_only(t);
+                det.probability = Some(p);
+                for cue in weak {
+                    if p >= m.weak_threshold {
+                        det.cues.push(cue);
+                    } else {
+                        det.suppressed.push(Suppressed {
+                            rule: cue.rule,
+                            matched: cue.matched,
+                            why: format!("weak cue, classifier p {p:.2} < {:.2}", m.weak_threshold),
+                        });
+                    }
                 }
-            }
-        }
-        Ok(out)
+                if det.cues.is_empty()
+                    && p >= m.threshold
+                    && let Some(idiom) = &idiom
+                {
+                    // A recognised figurative use ("could sleep for a year", "shot myself in the
+                    // foot") explains crisis-like wording, which is exactly what the embedding
+                    // cannot tell apart; the classifier alone does not overrule it.
+                    det.suppressed.push(Suppressed {
+                        rule: "classifier".into(),
+                        matched: format!("p {p:.2}"),
+                        why: format!("look-alike {idiom}"),
+                    });
+                } else if det.cues.is_empty() && p >= m.threshold {
+                    det.cues.push(Cue {
+                        rule: "classifier".into(),
+                        kind: CueKind::Indirect,
+                        matched: format!("p {p:.2} ≥ {:.2} ({})", m.threshold, m.embedder),
+                    });
+                }
+                det.crisis = !det.cues.is_empty();
+                det
+            })
+            .collect())
     }
 }
 

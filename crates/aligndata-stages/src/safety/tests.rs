@@ -20,23 +20,34 @@ fn load(name: &str) -> Vec<Case> {
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad case {l}: {e}")))
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        // The line number only, never its text: this also loads the blind set.
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}:{}: not a case: {e}", i + 1))
+        })
         .collect()
 }
 
-/// Precision, recall and (kind, cases, flagged) rows of the detector on `cases`, printed.
-fn measure(title: &str, cases: &[Case]) -> (f64, f64, Vec<(&'static str, u32, u32)>) {
-    let det = Detector::default();
+/// Precision, recall and (kind, cases, flagged) rows of `det` on `cases`, printed. With
+/// `show_texts`, each miss and false alarm is printed with its text and reason (never for the
+/// blind set: only counts are printed there).
+fn measure_with(
+    det: &Detector<'_>,
+    title: &str,
+    cases: &[Case],
+    show_texts: bool,
+) -> (f64, f64, Vec<(&'static str, u32, u32)>) {
     let kinds: [&'static str; 4] = ["direct", "indirect", "lookalike", "distress"];
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    let dets = det.detect_batch(&texts).unwrap_or_else(|e| panic!("{e:#}"));
     let mut rows = Vec::new();
     let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
     let mut misses = Vec::new();
     for kind in kinds {
         let (mut n, mut flagged) = (0u32, 0u32);
-        for c in cases.iter().filter(|c| c.kind == kind) {
+        for (c, d) in cases.iter().zip(&dets).filter(|(c, _)| c.kind == kind) {
             n += 1;
-            let d = det.detect(&c.text);
             if d.crisis {
                 flagged += 1;
             }
@@ -64,10 +75,33 @@ fn measure(title: &str, cases: &[Case]) -> (f64, f64, Vec<(&'static str, u32, u3
         println!("| {kind:<9} | {n:>5} | {flagged:>14} |");
     }
     println!("tp {tp} fp {fp} fn {fn_}: precision {precision:.3}, recall {recall:.3}");
-    for m in &misses {
-        println!("{m}");
+    if show_texts {
+        for m in &misses {
+            println!("{m}");
+        }
     }
     (precision, recall, rows)
+}
+
+/// Rules only, every miss printed.
+fn measure(title: &str, cases: &[Case]) -> (f64, f64, Vec<(&'static str, u32, u32)>) {
+    measure_with(&Detector::default(), title, cases, true)
+}
+
+fn minilm() -> Option<Box<dyn aligndata_models::embed::Embedder>> {
+    match aligndata_models::embed::load_embedder(
+        aligndata_models::embed::EmbedderKind::MiniLm,
+        true,
+        &|_| {},
+    ) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            println!(
+                "SKIPPED: MiniLM not installed ({e:#}); run `aligndata models install minilm-l6-v2`"
+            );
+            None
+        }
+    }
 }
 
 /// Targets (issue #6), and why these:
@@ -160,109 +194,151 @@ fn resources_by_locale_with_fallback() {
     assert!(text.contains("988") && text.contains('?'));
 }
 
-/// Cases written after the rules were frozen and never used to tune them: the honest,
-/// out-of-sample estimate. Printed, not asserted: at the time of writing the rules catch 1 of 20
-/// held-out crisis inputs (recall 0.05) — phrasings like "ending things", "painless ways to go",
-/// "out of the picture" have no rule. Adding rules for these misses would make this set a
-/// development set too; write a fresh held-out set when you do.
+/// `heldout.jsonl` was written after the first rule set was frozen (which caught 1 of its 20
+/// crisis inputs). The current rules and the classifier were then developed with it in view, so
+/// it is a development set now, like `cases.jsonl`; the blind set below is the honest one.
+/// Printed (rules only), not asserted here; see the next test for the asserted figures.
 #[test]
 fn detector_on_held_out_cases() {
     let cases = load("heldout.jsonl");
     assert!(cases.len() >= 30);
-    let _ = measure(
-        "heldout.jsonl (written after the rules were frozen)",
+    let _ = measure("heldout.jsonl (rules only; seen while developing)", &cases);
+}
+
+/// Rules plus the shipped MiniLM classifier on the two development sets together (170 cases;
+/// both seen while developing, so this guards against regressions, not over-fitting). Targets of
+/// issue #6 (see `detector_meets_targets_on_labelled_cases` for why these), plus at most 3 of the
+/// 44 look-alikes flagged. Skips without MiniLM.
+#[test]
+fn rules_and_classifier_meet_targets_on_dev_sets() {
+    let Some(embedder) = minilm() else { return };
+    let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        check.model.embedder, "minilm-l6-v2",
+        "the shipped model is used"
+    );
+    let det = Detector::with_classifier(check);
+    let mut cases = load("cases.jsonl");
+    cases.extend(load("heldout.jsonl"));
+    let (precision, recall, rows) = measure_with(
+        &det,
+        "cases.jsonl + heldout.jsonl, rules + MiniLM classifier (development sets)",
         &cases,
+        true,
+    );
+    let lookalike_flagged = rows.iter().find(|r| r.0 == "lookalike").map_or(0, |r| r.2);
+    assert!(recall >= 0.95, "recall {recall:.3} < 0.95");
+    assert!(precision >= 0.9, "precision {precision:.3} < 0.9");
+    assert!(
+        lookalike_flagged <= 3,
+        "{lookalike_flagged} look-alikes flagged"
     );
 }
 
-/// The optional embedding check (MiniLM). Its threshold is chosen on cases.jsonl from the
-/// embedding alone (the rules catch every dev case, so rules+embedding cannot choose it): the
-/// lowest threshold whose embedding-only precision on the dev set is ≥ 0.9. Then rules+embedding
-/// is measured on the held-out set at that threshold. Skips (with a message) without MiniLM.
+/// The honest figures: `blind.jsonl`, 200 cases written by another author for this purpose and
+/// never opened, printed or read while the detector was developed; only counts are printed here,
+/// never a text, so that running this test does not leak the set into the next round of rules.
+/// Run once on the frozen detector (see BENCHMARKS.md for the figures and the run history).
+///
+/// BLIND_THRESHOLDS (below) are the figures that run reached, minus a margin of about two cases
+/// per class (0.02), so that the test fails on a real regression and not on a one-case wobble.
 #[test]
-fn embedding_check_threshold_from_dev_then_held_out() {
-    let embedder = match aligndata_models::embed::load_embedder(
-        aligndata_models::embed::EmbedderKind::MiniLm,
-        true,
-        &|_| {},
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            println!("SKIPPED: MiniLM not installed ({e:#})");
-            return;
-        }
-    };
-    let check = EmbeddingCheck::new(
-        embedder.as_ref(),
-        CRISIS_EXEMPLARS,
-        LOOKALIKE_EXEMPLARS,
-        1.0,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let dev = cases();
-    let texts: Vec<&str> = dev.iter().map(|c| c.text.as_str()).collect();
-    let vecs = embedder.embed(&texts).unwrap_or_else(|e| panic!("{e:#}"));
-    let sims: Vec<(f32, f32)> = vecs
-        .iter()
-        .map(|v| {
-            (
-                EmbeddingCheck::best(&check.crisis, v),
-                EmbeddingCheck::best(&check.lookalike, v),
-            )
-        })
-        .collect();
-    let mut chosen = 1.0f32;
-    for step in (30..=90).rev().step_by(5) {
-        let t = step as f32 / 100.0;
-        let hit = |(c, l): &(f32, f32)| *c >= t && c > l;
-        let tp = dev
-            .iter()
-            .zip(&sims)
-            .filter(|(c, s)| c.crisis && hit(s))
-            .count();
-        let fp = dev
-            .iter()
-            .zip(&sims)
-            .filter(|(c, s)| !c.crisis && hit(s))
-            .count();
-        let pos = dev.iter().filter(|c| c.crisis).count();
-        let precision = tp as f64 / (tp + fp).max(1) as f64;
-        println!(
-            "embedding only, dev, cos≥{t:.2}: precision {precision:.3} recall {:.3} (tp {tp} fp {fp})",
-            tp as f64 / pos.max(1) as f64
-        );
-        if precision >= 0.9 && tp > 0 {
-            chosen = t;
+fn detector_on_blind_set() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind.jsonl");
+    if !path.exists() {
+        println!("SKIPPED: no blind.jsonl");
+        return;
+    }
+    let cases = load("blind.jsonl");
+    assert!(
+        cases.len() >= 100,
+        "the blind set holds {} cases",
+        cases.len()
+    );
+    let rules = Detector::default();
+    let (p_rules, r_rules, _) = measure_with(&rules, "blind.jsonl, rules only", &cases, false);
+    let Some(embedder) = minilm() else { return };
+    let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+    let det = Detector::with_classifier(check);
+    let (p, r, _) = measure_with(
+        &det,
+        "blind.jsonl, rules + MiniLM classifier",
+        &cases,
+        false,
+    );
+    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND_THRESHOLDS;
+    assert!(r >= min_r, "blind recall {r:.3} < {min_r}");
+    assert!(p >= min_p, "blind precision {p:.3} < {min_p}");
+    assert!(
+        r_rules >= min_r_rules,
+        "blind rules-only recall {r_rules:.3} < {min_r_rules}"
+    );
+    assert!(
+        p_rules >= min_p_rules,
+        "blind rules-only precision {p_rules:.3} < {min_p_rules}"
+    );
+}
+
+/// (precision, recall) with the classifier, then (precision, recall) with rules only: the one
+/// blind run on the frozen detector (2026-11-25, 04:52 UTC) reached 0.947 / 0.809 (tp 89, fp 5,
+/// fn 21 of 110 crisis inputs; direct 43/50, indirect 46/60; look-alikes 4/60 and distress 1/30
+/// flagged) and, rules only, 0.971 / 0.618; each minus 0.02 (about two cases), rounded down.
+/// Recall is short of the 0.95 target: this test guards the level reached, it does not claim the
+/// target.
+const BLIND_THRESHOLDS: (f64, f64, f64, f64) = (0.92, 0.78, 0.95, 0.59);
+
+/// Development aid: trains the classifier from `train.jsonl` now (not the shipped file) and
+/// prints its figures on the dev sets with and without per-sentence scoring.
+#[test]
+#[ignore = "development aid; run with --ignored --nocapture"]
+fn dev_train_and_measure_classifier() {
+    measure("rules only: train.jsonl", &load("train.jsonl"));
+    let Some(embedder) = minilm() else { return };
+    let model = CrisisModel::train_builtin(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+    println!(
+        "trained on {}: threshold {:.3} weak {:.3}, cv precision {:.3} recall {:.3}",
+        model.examples, model.threshold, model.weak_threshold, model.cv_precision, model.cv_recall
+    );
+    for per_sentence in [false, true] {
+        let mut check = ClassifierCheck::with_model(embedder.as_ref(), model.clone());
+        check.per_sentence = per_sentence;
+        let det = Detector::with_classifier(check);
+        for file in ["cases.jsonl", "heldout.jsonl"] {
+            measure_with(
+                &det,
+                &format!("rules + classifier (per_sentence {per_sentence}): {file}"),
+                &load(file),
+                true,
+            );
         }
     }
-    println!("chosen threshold (dev precision ≥ 0.9): {chosen:.2}");
-    let check = EmbeddingCheck::new(
-        embedder.as_ref(),
-        CRISIS_EXEMPLARS,
-        LOOKALIKE_EXEMPLARS,
-        chosen,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let det = Detector::with_embedding(check);
-    for file in ["cases.jsonl", "heldout.jsonl"] {
-        let cases = load(file);
-        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
-        let dets = det.detect_batch(&texts).unwrap_or_else(|e| panic!("{e:#}"));
-        let tp = cases
-            .iter()
-            .zip(&dets)
-            .filter(|(c, d)| c.crisis && d.crisis)
-            .count();
-        let fp = cases
-            .iter()
-            .zip(&dets)
-            .filter(|(c, d)| !c.crisis && d.crisis)
-            .count();
-        let pos = cases.iter().filter(|c| c.crisis).count();
-        println!(
-            "rules+minilm cos≥{chosen:.2}: {file}: precision {:.3} recall {:.3} (tp {tp} fp {fp} of {pos} crisis)",
-            tp as f64 / (tp + fp).max(1) as f64,
-            tp as f64 / pos.max(1) as f64
-        );
+}
+
+/// The shipped MiniLM model was trained on the current `train.jsonl`. After editing that file,
+/// retrain and rewrite the model with
+/// `UPDATE_SAFETY_MODEL=1 cargo test -p aligndata-stages --lib safety::tests::shipped`.
+#[test]
+fn shipped_minilm_model_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/safety/crisis-minilm.json");
+    if std::env::var_os("UPDATE_SAFETY_MODEL").is_some() {
+        let Some(embedder) = minilm() else {
+            panic!("UPDATE_SAFETY_MODEL needs MiniLM installed")
+        };
+        let model =
+            CrisisModel::train_builtin(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+        let json = serde_json::to_string(&model).unwrap_or_else(|e| panic!("{e}"));
+        aligndata_dataset::write_atomic(&path, json.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
+        println!("wrote {}", path.display());
+        return;
     }
+    let shipped: CrisisModel =
+        serde_json::from_str(classifier::BUILTIN_MINILM).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        shipped.train_hash,
+        classifier::train_hash(classifier::TRAIN_JSONL),
+        "train.jsonl changed since crisis-minilm.json was trained; rerun this test with UPDATE_SAFETY_MODEL=1"
+    );
+    assert_eq!(shipped.embedder, "minilm-l6-v2");
+    shipped.head.validate().unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(shipped.weak_threshold <= shipped.threshold);
 }

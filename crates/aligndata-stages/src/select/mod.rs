@@ -34,28 +34,38 @@
 //!
 //! # Memory
 //!
-//! Pass 1 keeps, per eligible record, its embedding (`dim` × 4 bytes: 1.5 KB for MiniLM, 1 KB
-//! for the hashed embedder at 256) and a cell id; texts are not kept. Pass 2 re-reads and writes.
+//! Pass 1 keeps, per eligible record, a cell and its position; texts are not kept. Embeddings
+//! (`dim` × 4 bytes each: 1 KB for WordLlama's 256-d, 4 KB for the hashed embedder's 1024-d) stay
+//! in memory up to `brute_force_limit` eligible records, where every pair is compared exactly
+//! ([`decide`]). Past it they go to an anonymous temporary file ([`spill`]) and
+//! [`decide_spilled`] streams them: outlier scores against a seeded reference sample of
+//! `reference_size` rows (see [`outlier`] for why a sample is enough), then each cell loads only
+//! its sampled candidates. Peak memory is then the sample, one block of rows, one cell's
+//! candidates and about 60 bytes per record, whatever the input size. Pass 2 re-reads and writes.
 
 pub mod diverse;
 pub mod outlier;
 pub mod quota;
+pub mod spill;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use aligndata_core::{Cell, Record, Taxonomy};
 use aligndata_dataset::{Dataset, DatasetWriter, Format, ManifestFields, WriterOptions};
 use aligndata_models::embed::Embedder;
 
-pub use diverse::{DiverseConfig, mean_pairwise_similarity, pick};
+pub use diverse::{DiverseConfig, mean_pairwise_similarity, pick, pick_among, pick_with};
 pub use outlier::{
-    Neighbours, OutlierMethod, Rows, SearchConfig, knn, knn_scores, lof_scores, percentiles,
+    Neighbours, OutlierMethod, ReferenceScorer, Rows, SearchConfig, dot_matrix, knn, knn_scores,
+    lof_scores, percentiles,
 };
 pub use quota::allocate;
+pub use spill::{Spill, SpillWriter, Stored};
 
 /// The flag kind for density outliers.
 pub const OUTLIER_FLAG: &str = "outlier";
@@ -288,6 +298,8 @@ pub type Progress<'a> = &'a dyn Fn(&str, u64);
 const EMBED_BATCH: usize = 1024;
 const TOP_OUTLIERS: usize = 10;
 const PAIRWISE_LIMIT: usize = 2000;
+/// Rows scored per block on the spilled path (16k × 1024-d = 64 MB at most).
+const SCORE_BLOCK: usize = 16_384;
 
 /// The decisions for the eligible rows, in input order of eligible records.
 #[derive(Debug, Clone)]
@@ -341,23 +353,99 @@ pub fn decide(
     if cells_of_rows.len() != n {
         bail!("{} cells for {} rows", cells_of_rows.len(), n);
     }
-    let mut summary = SelectSummary {
-        budget: config.budget as u64,
-        outlier_method: config.outlier.method.as_str().to_string(),
-        ..SelectSummary::default()
-    };
-
-    // Outliers.
     let mut search = config.outlier.search.clone();
     search.seed = config.seed;
     let nb = knn(rows, &search);
-    summary.outlier_search = match &nb.reference {
+    let described = match &nb.reference {
         None => "exact (all pairs)".to_string(),
         Some(r) => format!("reference sample of {}", r.len()),
     };
     let scores = match config.outlier.method {
         OutlierMethod::Knn => knn_scores(&nb),
         OutlierMethod::Lof => lof_scores(&nb),
+    };
+    drop(nb);
+    let fetch = |idx: &[u32]| -> Result<Vec<f32>> { Ok(outlier::gather(rows, idx)) };
+    finish(
+        scores,
+        described,
+        rows.dim,
+        &fetch,
+        cells_of_rows,
+        taxonomy,
+        config,
+    )
+}
+
+/// [`decide`] for embeddings that stay on disk (`spill`): outlier scores against a seeded
+/// reference sample of `reference_size` rows, streamed block by block past it, and only the
+/// sampled rows of each cell loaded to pick from. Memory: the sample, one block, one cell's
+/// candidates, and a few numbers per row.
+pub fn decide_spilled(
+    spill: &Spill,
+    cells_of_rows: &[Option<Cell>],
+    taxonomy: &Taxonomy,
+    config: &SelectConfig,
+    progress: Progress<'_>,
+) -> Result<Decisions> {
+    config.validate()?;
+    let n = spill.len();
+    if cells_of_rows.len() != n {
+        bail!("{} cells for {} rows", cells_of_rows.len(), n);
+    }
+    let search = &config.outlier.search;
+    let m = search.reference_size.clamp(1, n.max(1));
+    let ids = outlier::sample_indices(n, m, config.seed, "outlier-reference");
+    let sample = spill.fetch(&ids)?;
+    let scorer = ReferenceScorer::new(config.outlier.method, search.k, sample, ids, spill.dim());
+    let mut scores = Vec::with_capacity(n);
+    let mut start = 0;
+    while start < n {
+        let count = SCORE_BLOCK.min(n - start);
+        let block = spill.read_block(start, count)?;
+        scores.extend(scorer.score(
+            Rows {
+                data: &block,
+                dim: spill.dim(),
+            },
+            start as u32,
+        ));
+        start += count;
+        progress("score", start as u64);
+    }
+    let described = format!("reference sample of {}", scorer.len());
+    drop(scorer);
+    let fetch = |idx: &[u32]| spill.fetch(idx);
+    finish(
+        scores,
+        described,
+        spill.dim(),
+        &fetch,
+        cells_of_rows,
+        taxonomy,
+        config,
+    )
+}
+
+/// Rows fetched by index, contiguous.
+type Fetch<'a> = dyn Fn(&[u32]) -> Result<Vec<f32>> + Sync + 'a;
+
+/// Everything after the outlier scores: flags, cells, quotas, picks, the summary.
+fn finish(
+    scores: Vec<f64>,
+    described_search: String,
+    dim: usize,
+    fetch: &Fetch<'_>,
+    cells_of_rows: &[Option<Cell>],
+    taxonomy: &Taxonomy,
+    config: &SelectConfig,
+) -> Result<Decisions> {
+    let n = scores.len();
+    let mut summary = SelectSummary {
+        budget: config.budget as u64,
+        outlier_method: config.outlier.method.as_str().to_string(),
+        outlier_search: described_search,
+        ..SelectSummary::default()
     };
     let pct = percentiles(&scores);
     let outlier: Vec<bool> = (0..n)
@@ -427,8 +515,9 @@ pub fn decide(
     let mut diverse = config.diverse.clone();
     diverse.seed = config.seed;
     let picks: Vec<Vec<u32>> = (0..keys.len())
-        .map(|c| pick(rows, &members[c], quotas[c], &diverse, &keys[c]))
-        .collect();
+        .into_par_iter()
+        .map(|c| pick_with(&members[c], quotas[c], dim, &diverse, &keys[c], fetch))
+        .collect::<Result<_>>()?;
     let mut selected = vec![false; n];
     for p in &picks {
         for &i in p {
@@ -512,19 +601,28 @@ pub fn decide(
             .into_iter()
             .map(|i| pool[i as usize])
             .collect();
+    let pairwise = |idx: &[u32]| -> Result<Option<f64>> {
+        // The same sample `mean_pairwise_similarity` would draw, fetched first.
+        let idx: Vec<u32> = if idx.len() > PAIRWISE_LIMIT {
+            outlier::sample_indices(idx.len(), PAIRWISE_LIMIT, config.seed, "pairwise")
+                .into_iter()
+                .map(|i| idx[i as usize])
+                .collect()
+        } else {
+            idx.to_vec()
+        };
+        let data = fetch(&idx)?;
+        let local: Vec<u32> = (0..idx.len() as u32).collect();
+        Ok(mean_pairwise_similarity(
+            Rows { data: &data, dim },
+            &local,
+            PAIRWISE_LIMIT,
+            config.seed,
+        ))
+    };
     summary.diversity = DiversitySummary {
-        selected_mean_similarity: mean_pairwise_similarity(
-            rows,
-            &chosen,
-            PAIRWISE_LIMIT,
-            config.seed,
-        ),
-        random_mean_similarity: mean_pairwise_similarity(
-            rows,
-            &random,
-            PAIRWISE_LIMIT,
-            config.seed,
-        ),
+        selected_mean_similarity: pairwise(&chosen)?,
+        random_mean_similarity: pairwise(&random)?,
     };
 
     let cell = cell
@@ -568,28 +666,29 @@ pub fn select(
     let name = input.display().to_string();
     let dim = embedder.dim();
 
-    // Pass 1: eligibility, cells, embeddings.
+    // Pass 1: eligibility, cells, embeddings (on disk past the brute-force limit).
     let mut records = 0u64;
     let mut excluded: BTreeMap<String, u64> = BTreeMap::new();
     let mut eligible_pos: Vec<u64> = Vec::new();
     let mut cells: Vec<Option<Cell>> = Vec::new();
-    let mut unlabelled_reason: HashMap<u64, String> = HashMap::new();
-    let mut vectors: Vec<f32> = Vec::new();
+    // Why each unlabelled record has no cell, interned: a few distinct reasons for any number of
+    // records.
+    let mut reasons: Vec<String> = Vec::new();
+    let mut unlabelled_reason: HashMap<u64, u32> = HashMap::new();
+    let spill_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut store = SpillWriter::new(dim, config.outlier.search.brute_force_limit, &spill_dir);
     let mut batch: Vec<String> = Vec::with_capacity(EMBED_BATCH);
-    let embed = |batch: &mut Vec<String>, vectors: &mut Vec<f32>| -> Result<()> {
+    let embed = |batch: &mut Vec<String>, store: &mut SpillWriter| -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
         let rows = embedder.embed(&texts).context("embedding the records")?;
         for row in rows {
-            if row.len() != dim {
-                bail!(
-                    "the embedder returned a row of length {} (expected {dim})",
-                    row.len()
-                );
-            }
-            vectors.extend_from_slice(&row);
+            store.push(&row)?;
         }
         batch.clear();
         Ok(())
@@ -603,14 +702,21 @@ pub fn select(
             match cell_of(&record, taxonomy) {
                 Ok(c) => cells.push(Some(c)),
                 Err(why) => {
-                    unlabelled_reason.insert(records, why);
+                    let r = match reasons.iter().position(|x| *x == why) {
+                        Some(r) => r,
+                        None => {
+                            reasons.push(why);
+                            reasons.len() - 1
+                        }
+                    };
+                    unlabelled_reason.insert(records, r as u32);
                     cells.push(None);
                 }
             }
             eligible_pos.push(records);
             batch.push(record.text);
             if batch.len() == EMBED_BATCH {
-                embed(&mut batch, &mut vectors)?;
+                embed(&mut batch, &mut store)?;
             }
         }
         records += 1;
@@ -618,16 +724,22 @@ pub fn select(
             progress("embed", records);
         }
     }
-    embed(&mut batch, &mut vectors)?;
+    embed(&mut batch, &mut store)?;
     progress("embed", records);
 
     progress("select", 0);
-    let rows = Rows {
-        data: &vectors,
-        dim,
+    let decisions = match store.finish()? {
+        Stored::Memory(vectors) => decide(
+            Rows {
+                data: &vectors,
+                dim,
+            },
+            &cells,
+            taxonomy,
+            config,
+        )?,
+        Stored::Spilled(spill) => decide_spilled(&spill, &cells, taxonomy, config, progress)?,
     };
-    let decisions = decide(rows, &cells, taxonomy, config)?;
-    drop(vectors);
     let mut summary = decisions.summary.clone();
     summary.records = records;
     summary.eligible = eligible_pos.len() as u64;
@@ -701,8 +813,8 @@ pub fn select(
                         let (sel, avail) = cell_quota.get(key.as_str()).copied().unwrap_or((0, 0));
                         format!("cell {key} over its quota ({sel} of {avail} available selected)")
                     }
-                    (None, Some(why)) if !config.include_unlabelled => {
-                        format!("{UNLABELLED}: {why}")
+                    (None, Some(&why)) if !config.include_unlabelled => {
+                        format!("{UNLABELLED}: {}", reasons[why as usize])
                     }
                     (None, _) => format!("{UNLABELLED} bucket over its quota"),
                 };

@@ -358,3 +358,156 @@ fn stage_writes_the_selection_or_everything_flagged() {
     assert_eq!(s3.eligible, s2.eligible);
     assert_eq!(s3.selected, 30);
 }
+
+/// Deterministic pseudo-random unit rows (xorshift), so the tests need no embedder.
+fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed | 1;
+    let mut next = || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut data = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let row: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        data.extend(row.iter().map(|x| x / norm));
+    }
+    data
+}
+
+#[test]
+fn gemm_neighbours_match_a_plain_scan_of_every_pair() {
+    // Sizes that do not divide the 256 × 1024 blocks, and a width that is not a multiple of 8.
+    let (n, dim, k) = (1300, 37, 7);
+    let data = random_rows(n, dim, 9);
+    let rows = Rows { data: &data, dim };
+    let nb = knn(
+        rows,
+        &SearchConfig {
+            k,
+            ..SearchConfig::default()
+        },
+    );
+    for q in [0, 1, 255, 256, 700, 1299] {
+        let mut all: Vec<(f32, usize)> = (0..n)
+            .filter(|&j| j != q)
+            .map(|j| {
+                let dot: f32 = rows
+                    .row(q)
+                    .iter()
+                    .zip(rows.row(j))
+                    .map(|(a, b)| a * b)
+                    .sum();
+                (1.0 - dot, j)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let got: Vec<usize> = nb.idx[q * k..(q + 1) * k]
+            .iter()
+            .map(|&j| j as usize)
+            .collect();
+        let want: Vec<usize> = all[..k].iter().map(|&(_, j)| j).collect();
+        assert_eq!(got, want, "row {q}");
+        for (slot, &(d, _)) in all[..k].iter().enumerate() {
+            assert!(
+                (nb.dist[q * k + slot] - d).abs() < 1e-5,
+                "row {q} slot {slot}"
+            );
+        }
+    }
+}
+
+/// The plain greedy, every gain recomputed at every step: what the lazy one must reproduce.
+fn plain_greedy(cand: Rows<'_>, rep: Rows<'_>, quota: usize, lambda: f64) -> Vec<usize> {
+    let s = rep.len();
+    // The same similarity values the stage computes (one GEMM), so gains are bit-identical.
+    let mut matrix = vec![0f32; cand.len() * s];
+    dot_matrix(cand, rep, &mut matrix);
+    let sim = |c: usize, r: usize| -> f32 { matrix[c * s + r] };
+    let mut best = vec![0f32; s];
+    let mut min_dist = vec![2f32; cand.len()];
+    let mut picked: Vec<usize> = Vec::new();
+    for _ in 0..quota {
+        let mut top: Option<(f64, usize)> = None;
+        for c in (0..cand.len()).filter(|c| !picked.contains(c)) {
+            let fl: f32 = (0..s).map(|r| (sim(c, r) - best[r]).max(0.0)).sum();
+            let gain = (1.0 - lambda) * fl as f64 / s as f64 + lambda * min_dist[c] as f64 / 2.0;
+            if top.is_none_or(|(g, _)| gain > g) {
+                top = Some((gain, c));
+            }
+        }
+        let (_, c) = top.unwrap();
+        picked.push(c);
+        for (r, b) in best.iter_mut().enumerate() {
+            *b = b.max(sim(c, r));
+        }
+        for (o, d) in min_dist.iter_mut().enumerate() {
+            *d = d.min(1.0 - outlier::dot(cand.row(c), cand.row(o)));
+        }
+    }
+    picked
+}
+
+#[test]
+fn lazy_greedy_picks_exactly_what_the_plain_greedy_picks() {
+    let dim = 24;
+    let cand = random_rows(300, dim, 5);
+    let rep = random_rows(120, dim, 6);
+    let (cand, rep) = (Rows { data: &cand, dim }, Rows { data: &rep, dim });
+    for lambda in [0.0, 0.3, 0.7, 1.0] {
+        let lazy = pick_among(cand, rep, 40, lambda);
+        let plain = plain_greedy(cand, rep, 40, lambda);
+        assert_eq!(lazy, plain, "λ={lambda}");
+    }
+}
+
+#[test]
+fn past_the_limit_embeddings_spill_to_disk_and_decide_the_same() {
+    let (texts, cells) = pool();
+    let rows = embed(&texts);
+    let dim = HashedEmbedder::default().dim();
+    let t = taxonomy();
+    for method in [OutlierMethod::Knn, OutlierMethod::Lof] {
+        let mut config = SelectConfig {
+            budget: 40,
+            ..SelectConfig::default()
+        };
+        config.outlier.method = method;
+        config.outlier.search.brute_force_limit = 50;
+        config.outlier.search.reference_size = 60;
+        config.diverse.candidate_limit = 20;
+        config.diverse.represent_limit = 15;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SpillWriter::new(dim, 50, dir.path());
+        for row in rows.chunks(dim) {
+            store.push(row).unwrap();
+        }
+        let Stored::Spilled(spill) = store.finish().unwrap() else {
+            panic!("{} rows past a limit of 50 stayed in memory", texts.len());
+        };
+        assert_eq!(spill.len(), texts.len());
+        assert_eq!(spill.read_block(3, 2).unwrap(), rows[3 * dim..5 * dim]);
+        assert_eq!(spill.fetch(&[7, 1]).unwrap()[dim..], rows[dim..2 * dim]);
+
+        let on_disk = decide_spilled(&spill, &cells, &t, &config, &|_, _| {}).unwrap();
+        let in_memory = decide(Rows { data: &rows, dim }, &cells, &t, &config).unwrap();
+        assert_eq!(on_disk.summary.outlier_search, "reference sample of 60");
+        for (a, b) in on_disk.scores.iter().zip(&in_memory.scores) {
+            assert!((a - b).abs() < 1e-4, "{method:?}: {a} vs {b}");
+        }
+        assert_eq!(on_disk.outlier, in_memory.outlier, "{method:?}");
+        assert_eq!(on_disk.selected, in_memory.selected, "{method:?}");
+        assert_eq!(on_disk.summary.selected, 40);
+    }
+    // Within the limit nothing touches the disk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SpillWriter::new(dim, 1000, dir.path());
+    for row in rows.chunks(dim) {
+        store.push(row).unwrap();
+    }
+    assert!(matches!(store.finish().unwrap(), Stored::Memory(v) if v == rows));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -44,15 +44,16 @@ pub fn run(args: DedupArgs, ui: &Ui) -> Result<Outcome> {
         None
     };
 
-    let total: u64 = args
-        .datasets
+    let sharded = super::shard::narrow(&args.datasets, args.shard, &args.out.out)?;
+    let total: u64 = sharded
+        .paths
         .iter()
         .filter_map(|p| aligndata_dataset::Dataset::open(p).ok())
         .map(|d| d.manifest.counts.total)
         .sum();
     let bar = ui.bar(Some(total.saturating_mul(2).max(1)), "dedup");
     let summary = dedup(
-        &args.datasets,
+        &sharded.paths,
         &args.out.out,
         &config,
         embedder.as_deref(),

@@ -11,6 +11,7 @@ use aligndata_models::embed::{EmbedderKind, load_embedder};
 use aligndata_models::llm::cache::default_cache_dir;
 use aligndata_models::llm::{CachedLlm, Llm, LocalConfig, LocalLlm, OpenAiConfig, OpenAiLlm};
 use aligndata_models::registry;
+use aligndata_stages::generate::checkpoint::work_dir;
 use aligndata_stages::generate::persona::PersonaSpace;
 use aligndata_stages::generate::prompt::{DEFAULT_PERSONA, PromptKind, PromptTemplate};
 use aligndata_stages::generate::{Backend, GenerateConfig, generate};
@@ -123,6 +124,21 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
             template: PromptTemplate::load(dir.as_deref(), kind)?,
         },
     };
+    if embedder.is_none() && (args.semantic_threshold.is_some() || args.min_novelty.is_some()) {
+        bail!(
+            "--semantic-threshold and --min-novelty compare embeddings, but --embedder is none\nhint: pass --embedder hashed, static or minilm"
+        );
+    }
+    if let Some(c) = args.semantic_threshold
+        && !(0.0..=1.0).contains(&c)
+    {
+        bail!("--semantic-threshold {c}: expected a cosine between 0 and 1 (e.g. 0.9)");
+    }
+    if let Some(x) = args.min_novelty
+        && !(0.0..=1.0).contains(&x)
+    {
+        bail!("--min-novelty {x}: expected a distance between 0 and 1 (e.g. 0.15)");
+    }
     let mut config = GenerateConfig {
         seed: args.seed,
         attempts_per_input: args.attempts,
@@ -130,6 +146,11 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
         top_p: args.top_p,
         max_tokens: args.max_tokens,
         near_threshold: args.near_threshold,
+        batch: args.batch,
+        against: args.against.clone(),
+        semantic_threshold: args.semantic_threshold,
+        min_novelty: args.min_novelty,
+        checkpoint: Some(work_dir(&args.out.out)),
         format: dataset_format(args.out.format),
         parents: plan_parent.into_iter().collect(),
         config_echo: json!({
@@ -137,6 +158,8 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
             "model": args.model, "seed": args.seed, "attempts": args.attempts,
             "temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens,
             "near_threshold": args.near_threshold, "plan_total": plan.total,
+            "against": args.against, "semantic_threshold": args.semantic_threshold,
+            "min_novelty": args.min_novelty, "batch": args.batch,
         }),
         ..GenerateConfig::default()
     };
@@ -195,16 +218,52 @@ pub fn run(args: GenerateArgs, ui: &Ui) -> Result<Outcome> {
         s.records,
         s.out.display()
     )];
+    if s.resumed_attempts > 0 {
+        human.push(format!(
+            "  resumed: {} accepted inputs ({} attempts) kept from the interrupted run; {} attempts new",
+            s.resumed_accepted,
+            s.resumed_attempts,
+            s.attempts - s.resumed_attempts
+        ));
+    }
+    if s.checkpoint_discarded {
+        human.push("  note: a resume log from other settings was found and discarded".to_string());
+    }
+    let tm = &s.timings;
     human.push(format!(
-        "  backend {}{}; {:.1}s total, {:.1}s in the backend",
+        "  backend {}{}; {:.1}s total, {:.1}s ({:.0}%) in the backend; prompts {:.1}s, parse+MinHash {:.1}s, embeddings {:.1}s, labeller {:.1}s, writing {:.1}s, diversity {:.1}s",
         s.backend,
         s.template
             .as_deref()
             .map(|t| format!(" with {t}"))
             .unwrap_or_default(),
-        s.seconds_total,
-        s.seconds_backend
+        tm.total,
+        tm.backend,
+        tm.backend_share * 100.0,
+        tm.prepare,
+        tm.judge,
+        tm.embed,
+        tm.check,
+        tm.write,
+        tm.diversity,
     ));
+    if !args.against.is_empty() {
+        human.push(format!(
+            "  against: {} kept records of {}",
+            s.against_records,
+            args.against
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(n) = &s.novelty {
+        human.push(format!(
+            "  novelty (1 − cosine to nearest known): mean {:.3}, min {:.3}, p10 {:.3}, median {:.3}, p90 {:.3}, max {:.3} over {} inputs",
+            n.mean, n.min, n.p10, n.p50, n.p90, n.max, n.scored
+        ));
+    }
     let met = plan.cells.len() - s.short.len();
     human.push(format!("  quotas met: {met}/{} cells", plan.cells.len()));
     if !s.rejected.is_empty() {

@@ -32,6 +32,7 @@ pub fn run(args: IngestArgs, ui: &Ui) -> Result<Outcome> {
             ..CleanConfig::default()
         },
         scrub_pii: !args.keep_pii,
+        shard: args.shard,
     };
     let bar = ui.bar(None, "ingest");
     let summary = ingest(&config, &args.out.out, &|n| bar.set_position(n));

@@ -22,7 +22,7 @@ use crate::ui::{Outcome, Ui};
 
 pub fn run(args: LabelArgs, ui: &Ui) -> Result<Outcome> {
     if let Some(LabelCommand::Train(train)) = args.command {
-        return run_train(train, ui);
+        return run_train(*train, ui);
     }
     let (Some(dataset), Some(taxonomy_path), Some(out)) = (
         args.dataset.clone(),
@@ -55,8 +55,10 @@ pub fn run(args: LabelArgs, ui: &Ui) -> Result<Outcome> {
             let path = args.model.as_ref().context("internal: no model path")?;
             let m = LabelModel::load(path)?;
             m.check_taxonomy(&taxonomy)?;
-            let kind: EmbedderKind = args.embedder.as_deref().unwrap_or(&m.embedder).parse()?;
-            embedder = Some(load_embedder(kind, ui.offline, &note)?);
+            if m.needs_embedder() {
+                let kind: EmbedderKind = args.embedder.as_deref().unwrap_or(&m.embedder).parse()?;
+                embedder = Some(load_embedder(kind, ui.offline, &note)?);
+            }
             model = Some(m);
         }
         "prototype" => {
@@ -80,6 +82,8 @@ pub fn run(args: LabelArgs, ui: &Ui) -> Result<Outcome> {
         _ => Labeller::Llm(llm.as_deref().context("internal: no llm")?),
     };
 
+    let sharded = super::shard::narrow(std::slice::from_ref(&dataset), args.shard, &out)?;
+    let dataset = sharded.paths[0].clone();
     let total = aligndata_dataset::Dataset::open(&dataset)
         .map(|d| d.manifest.counts.total)
         .ok();
@@ -245,20 +249,37 @@ fn run_train(args: LabelTrainArgs, ui: &Ui) -> Result<Outcome> {
             args.input.display()
         );
     }
-    let kind: EmbedderKind = args.embedder.parse()?;
-    let embedder = load_embedder(kind, ui.offline, &|m: &str| ui.note(&format!("  {m}")))?;
-    let config = TrainConfig {
-        epochs: args.epochs,
-        l2: args.l2,
-        holdout: args.holdout,
-        seed: args.seed,
-        ..TrainConfig::default()
+    let (with_tfidf, with_embedding) = match args.features.as_str() {
+        "tfidf+embedding" | "embedding+tfidf" => (true, true),
+        "tfidf" => (true, false),
+        "embedding" => (false, true),
+        other => bail!("unknown --features `{other}`\nhint: tfidf+embedding, tfidf or embedding"),
     };
+    let mut config = if with_tfidf {
+        TrainConfig::shipped()
+    } else {
+        TrainConfig::default()
+    };
+    if let Some(t) = config.tfidf.as_mut() {
+        t.min_df = args.min_df;
+    }
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.l2 = args.l2.unwrap_or(config.l2);
+    config.holdout = args.holdout;
+    config.seed = args.seed;
+    let kind: EmbedderKind = args.embedder.parse()?;
+    let embedder = if with_embedding {
+        Some(load_embedder(kind, ui.offline, &|m: &str| {
+            ui.note(&format!("  {m}"))
+        })?)
+    } else {
+        None
+    };
+    let kind_name = kind.to_string();
     let bar = ui.bar(Some(examples.len() as u64), "embed");
     let result = train_model(
         &taxonomy,
-        embedder.as_ref(),
-        &kind.to_string(),
+        embedder.as_deref().map(|e| (e, kind_name.as_str())),
         &examples,
         &trained_on,
         &config,
@@ -268,11 +289,26 @@ fn run_train(args: LabelTrainArgs, ui: &Ui) -> Result<Outcome> {
     let (model, summary) = result?;
     model.save(&args.out)?;
 
+    let size = std::fs::metadata(&args.out).map_or(0, |m| m.len());
     let mut human = vec![format!(
-        "label train: {} examples, model written to {} ({})",
+        "label train: {} examples, model written to {} ({:.1} MB; features: {}{})",
         summary.examples,
         args.out.display(),
-        model.embedder_name
+        size as f64 / 1e6,
+        model
+            .tfidf
+            .as_ref()
+            .map(|t| format!("{} TF-IDF terms", t.len()))
+            .unwrap_or_default(),
+        if model.needs_embedder() {
+            format!(
+                "{}{}",
+                if model.tfidf.is_some() { " + " } else { "" },
+                model.embedder_name
+            )
+        } else {
+            String::new()
+        }
     )];
     for (dim, d) in &summary.dimensions {
         human.push(format!("  {dim}: {} labelled", d.labelled));

@@ -9,18 +9,22 @@ use crate::ui::{Outcome, Ui};
 mod dataset;
 mod dedup;
 mod export;
+mod feedback;
 mod generate;
 mod ingest;
 mod judge;
 mod keys;
 mod label;
 mod models;
+mod online_labeller;
 mod plan;
 mod report;
 mod respond;
 mod run;
 mod select;
 mod serve;
+mod serve_bench;
+mod shard;
 mod taxonomy;
 
 pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
@@ -42,5 +46,6 @@ pub fn dispatch(command: Command, ui: &Ui) -> Result<Outcome> {
         Command::Report(args) => report::run(args, ui),
         Command::Serve(args) => serve::run(args, ui),
         Command::Keys(cmd) => keys::run(cmd, ui),
+        Command::Feedback(cmd) => feedback::run(cmd, ui),
     }
 }

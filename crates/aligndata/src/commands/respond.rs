@@ -9,9 +9,7 @@ use aligndata_models::llm::cache::default_cache_dir;
 use aligndata_models::llm::{CachedLlm, Llm, LocalConfig, LocalLlm, OpenAiConfig, OpenAiLlm};
 use aligndata_models::registry;
 use aligndata_stages::respond::{DEFAULT_POLICY, Policy, RespondConfig, respond};
-use aligndata_stages::safety::{
-    CRISIS_EXEMPLARS, DEFAULT_RESOURCES, Detector, EmbeddingCheck, LOOKALIKE_EXEMPLARS, Resources,
-};
+use aligndata_stages::safety::{ClassifierCheck, DEFAULT_RESOURCES, Detector, Resources};
 
 use crate::cli::{LlmBackend, RespondArgs};
 use crate::commands::ingest::dataset_format;
@@ -99,13 +97,24 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         }
     };
     let detector = match &embedder {
-        Some(e) => Detector::with_embedding(EmbeddingCheck::new(
-            e.as_ref(),
-            CRISIS_EXEMPLARS,
-            LOOKALIKE_EXEMPLARS,
-            args.safety_cosine,
-        )?),
-        None => Detector::default(),
+        Some(e) => {
+            let mut check =
+                ClassifierCheck::new(e.as_ref()).context("loading the crisis classifier")?;
+            if let Some(t) = args.safety_threshold {
+                if !(0.0..=1.0).contains(&t) {
+                    bail!("--safety-threshold must be a probability in [0, 1], got {t}");
+                }
+                check.model.threshold = t;
+                check.model.weak_threshold = check.model.weak_threshold.min(t);
+            }
+            Detector::with_classifier(check)
+        }
+        None => {
+            if args.safety_threshold.is_some() {
+                bail!("--safety-threshold needs a classifier; drop --safety-embedder none");
+            }
+            Detector::default()
+        }
     };
     let llm = load_llm(
         args.backend,
@@ -123,7 +132,8 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         format: dataset_format(args.out.format),
         echo: json!({
             "policy": args.policy, "resources": args.resources, "backend": format!("{:?}", args.backend).to_lowercase(),
-            "model": args.model, "safety_embedder": args.safety_embedder, "safety_cosine": args.safety_cosine,
+            "model": args.model, "safety_embedder": args.safety_embedder,
+            "safety_threshold": detector.classifier().map(|c| c.model.threshold),
         }),
     };
     let total = aligndata_dataset::Dataset::open(&args.dataset)
@@ -163,6 +173,17 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
         s.crisis_set_aside
     ));
+    if !s.crisis_by_locale.is_empty() {
+        let locales: Vec<String> = s
+            .crisis_by_locale
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        human.push(format!(
+            "  crisis resources by locale: {}",
+            locales.join(", ")
+        ));
+    }
     if s.failed_candidates > 0 {
         human.push(format!(
             "  failed candidates: {} ({} records flagged no_response)",

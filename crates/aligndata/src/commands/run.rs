@@ -133,6 +133,7 @@ fn run_ingest(spec: &IngestStep, out: &Path, label: &str, ui: &Ui) -> Result<Ste
         format: Format::Jsonl,
         clean: CleanConfig::default(),
         scrub_pii: true,
+        shard: None,
     };
     if is_up_to_date(&config, out) {
         ui.note(&format!(

@@ -9,10 +9,13 @@ use aligndata_server::api::{self, RateLimit, ServerConfig};
 use aligndata_server::policy::ThompsonConfig;
 use aligndata_server::{Location, Store, StoreOptions};
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, ServeCommand};
 use crate::ui::{Outcome, Ui};
 
 pub fn run(args: ServeArgs, ui: &Ui) -> Result<Outcome> {
+    if let Some(ServeCommand::Bench(bench)) = args.command {
+        return super::serve_bench::run(bench, ui);
+    }
     let location: Location = args.db.db.parse()?;
     let rate_limit = (args.rate_limit > 0.0).then(|| RateLimit {
         per_second: args.rate_limit,
@@ -40,6 +43,21 @@ pub fn run(args: ServeArgs, ui: &Ui) -> Result<Outcome> {
         // The same scrubber as offline ingest, so stored feedback never holds what a dataset
         // would not.
         config.scrubber = std::sync::Arc::new(|text: &str| aligndata_stages::pii::scrub(text).0);
+    }
+    match args.labeller.trim() {
+        "none" if args.taxonomy.is_some() => anyhow::bail!(
+            "--taxonomy is only used by a labeller\nhint: add --labeller prototype (or a MODEL.json)"
+        ),
+        "none" => {}
+        spec => {
+            let labeller =
+                super::online_labeller::TaxonomyLabeller::load(spec, args.taxonomy.as_deref(), ui)?;
+            ui.note(&format!(
+                "aligndata serve: labelling messages with {}",
+                labeller.name
+            ));
+            config.labeller = std::sync::Arc::new(labeller);
+        }
     }
     config.validate()?;
     let options = StoreOptions {

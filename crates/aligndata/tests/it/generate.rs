@@ -263,3 +263,157 @@ fn the_labeller_checks_each_input_against_its_cell() {
         0
     );
 }
+
+/// Issue #4: killed half-way (SIGKILL, no chance to clean up) and rerun with the same
+/// arguments, `generate` keeps every attempt the first run logged, unchanged, and generates only
+/// the remainder. The run is made long enough to kill honestly: a large plan, in small batches.
+#[test]
+fn killed_mid_run_resumes_without_regenerating_accepted_inputs() {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    const COUNT: u64 = 30_000;
+    let ctx = TestContext::new();
+    let plan = ctx.run(&[
+        "plan",
+        "--taxonomy",
+        &taxonomy(),
+        "--count",
+        &COUNT.to_string(),
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let args = [
+        "generate",
+        "--taxonomy",
+        &taxonomy(),
+        "--plan",
+        "plan.json",
+        "--backend",
+        "template",
+        "--check",
+        "none",
+        "--embedder",
+        "none",
+        "--batch",
+        "500",
+        "--seed",
+        "3",
+        "--out",
+        "synthetic",
+        "--json",
+        "-q",
+    ];
+    let log_path = ctx.path(".synthetic.generate-work/checkpoint.jsonl");
+    let lines = || {
+        std::fs::read(&log_path)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0)
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aligndata"))
+        .args(args)
+        .current_dir(ctx.path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    // Header + at least four batches logged.
+    while lines() < 1 + 4 * 500 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "generate logged nothing"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "generate ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert!(
+        !ctx.path("synthetic").join("manifest.json").exists(),
+        "killed before the dataset was finished"
+    );
+    // What the log holds after the kill: whole lines only (a torn last line is not a decision).
+    let text = std::fs::read_to_string(&log_path).expect("log");
+    let logged: Vec<serde_json::Value> = text
+        .split_inclusive('\n')
+        .skip(1)
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("entry")["r"].clone())
+        .collect();
+    let is_kept = |r: &serde_json::Value| r["flags"].as_array().is_none_or(Vec::is_empty);
+    let logged_accepted: Vec<&serde_json::Value> = logged.iter().filter(|r| is_kept(r)).collect();
+    assert!(logged.len() >= 2000 && (logged.len() as u64) < COUNT);
+
+    let run = ctx.run(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let s = run.json()["generate"].clone();
+    assert_eq!(s["accepted"], COUNT);
+    assert_eq!(s["resumed_attempts"], logged.len() as u64);
+    assert_eq!(s["resumed_accepted"], logged_accepted.len() as u64);
+    let new_attempts = s["attempts"].as_u64().unwrap_or(0) - logged.len() as u64;
+    assert!(new_attempts >= COUNT - logged_accepted.len() as u64);
+
+    let recs = records(&ctx.path("synthetic"));
+    assert_eq!(recs.len() as u64, s["records"].as_u64().unwrap_or(0));
+    assert_eq!(
+        &recs[..logged.len()],
+        &logged[..],
+        "logged attempts kept unchanged"
+    );
+    let kept: Vec<&serde_json::Value> = recs.iter().filter(|r| is_kept(r)).collect();
+    assert_eq!(kept.len() as u64, COUNT, "exactly the quota");
+    let by_id: HashMap<&str, &serde_json::Value> = kept
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap_or(""), *r))
+        .collect();
+    assert_eq!(by_id.len(), kept.len(), "no accepted input twice");
+    // No attempt was made twice: (cell, attempt number) is unique over the whole dataset, so
+    // the rerun carried on where the log ended instead of generating the logged ones again.
+    let mut attempts = std::collections::HashSet::new();
+    for r in &recs {
+        let key = (
+            r["intended"].to_string(),
+            r["provenance"]["attempt"].as_u64(),
+        );
+        assert!(attempts.insert(key), "attempt made twice: {r}");
+    }
+    for r in &logged_accepted {
+        assert_eq!(by_id.get(r["id"].as_str().unwrap_or("")), Some(r));
+    }
+    // Every cell holds exactly its quota.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.path("plan.json")).expect("plan")).expect("json");
+    let mut per_cell: HashMap<String, u64> = HashMap::new();
+    for r in &kept {
+        let intended = r["intended"].as_object().expect("intended");
+        let mut key: Vec<String> = intended
+            .iter()
+            .map(|(d, v)| format!("{d}={}", v.as_str().unwrap_or("")))
+            .collect();
+        key.sort();
+        *per_cell.entry(key.join("|")).or_default() += 1;
+    }
+    for c in plan["cells"].as_array().expect("cells") {
+        let mut key: Vec<String> = c["cell"]
+            .as_str()
+            .unwrap_or("")
+            .split('|')
+            .map(String::from)
+            .collect();
+        key.sort();
+        assert_eq!(
+            per_cell.get(&key.join("|")).copied().unwrap_or(0),
+            c["quota"].as_u64().unwrap_or(0),
+            "{key:?}"
+        );
+    }
+    assert!(
+        !ctx.path(".synthetic.generate-work").exists(),
+        "the resume log goes once the dataset is in place"
+    );
+}

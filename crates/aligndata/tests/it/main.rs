@@ -5,13 +5,17 @@
 mod cli;
 mod dedup;
 mod export;
+mod feedback;
 mod generate;
 mod ingest;
+mod judge;
 mod label;
 mod pipeline;
 mod report;
 mod respond;
 mod select;
 mod serve;
+mod serve_bench;
+mod shard;
 mod taxonomy;
 mod util;

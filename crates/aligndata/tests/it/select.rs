@@ -188,3 +188,50 @@ fn selects_a_balanced_budget_and_flags_the_planted_outlier() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--quota"), "{}", bad.stderr);
 }
+
+#[test]
+fn past_the_brute_force_limit_the_embeddings_stream_from_disk_with_the_same_guarantees() {
+    let ctx = TestContext::new();
+    labelled_dataset(&ctx);
+    let run = ctx.run(&[
+        "select",
+        "real",
+        "--taxonomy",
+        "taxonomy.yaml",
+        "--budget",
+        "16",
+        "--embedder",
+        "hashed",
+        "-k",
+        "5",
+        "--brute-force-limit",
+        "10",
+        "--reference-size",
+        "30",
+        "--out",
+        "big/sel",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let s = &run.json()["select"];
+    assert_eq!(s["outlier_search"], "reference sample of 30", "{s}");
+    assert_eq!(s["selected"], 16, "{s}");
+    assert_eq!(s["outliers"], 1, "{s}");
+    assert!(
+        s["top_outliers"][0]["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("zq8#kk"),
+        "{s}"
+    );
+    for cell in s["cells"].as_array().unwrap() {
+        assert_eq!(cell["selected"], 4, "{s}");
+    }
+    assert_eq!(records(&ctx.path("big/sel")).len(), 16);
+    // The temporary embeddings file beside the output is gone.
+    let beside: Vec<String> = std::fs::read_dir(ctx.path("big"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, vec!["sel".to_string()], "{beside:?}");
+}
