@@ -7,9 +7,11 @@
 //! EVAL_LABEL_PROTOTYPE=0                                  (skip the zero-shot rows)
 //! EVAL_LABEL_SKLEARN=1        (also run scripts/eval_label_sklearn.py on the same holdout)
 //! EVAL_LABEL_{EPOCHS,LR,L2,DENSE_WEIGHT,MIN_DF,BALANCE}   (override the training settings)
+//! EVAL_LABEL_CHAR_MAX=0       (TF-IDF words only; N: character n-grams 2..=N, default 4)
 //! ```
 //!
-//! `tfidf` is the stage's own TF-IDF word unigram + bigram features (fitted on train); a `+`
+//! `tfidf` is the stage's own TF-IDF word unigram + bigram features, with character 2–4-grams
+//! inside word boundaries in a second block unless EVAL_LABEL_CHAR_MAX=0 (fitted on train); a `+`
 //! joins feature sets side by side in one classifier, as `label train --features` does. Every
 //! trained row is scored with the classifier after a JSON round trip (weights packed as f16),
 //! i.e. what a saved model file gives.
@@ -701,6 +703,11 @@ fn train_config() -> Result<TrainConfig> {
     }
     if let Some(v) = env("EVAL_LABEL_MIN_DF")? {
         c.tfidf.get_or_insert_with(TfidfConfig::default).min_df = v;
+    }
+    if let Some(v) = env::<usize>("EVAL_LABEL_CHAR_MAX")? {
+        // 0: words only; otherwise character n-grams of 2..=v beside the words.
+        let t = c.tfidf.get_or_insert_with(TfidfConfig::default);
+        t.char_ngrams = (v >= 2).then_some([2, v]);
     }
     Ok(c)
 }

@@ -455,10 +455,11 @@ optionally --text-field and --label-map). A label is mapped through --label-map 
 map from your label to a list of `dimension=value`), or read as `dimension=value`, or as a value id
 that only one dimension has. Per-label thresholds are tuned on a held-out share (--holdout).
 
-Features (--features): `tfidf+embedding` (the default: TF-IDF word unigrams and bigrams beside the
-embedding, one logistic regression per value, solved to the optimum with L-BFGS; the best on
-GoEmotions, see BENCHMARKS.md), `tfidf` (words only: no embedding model needed, seconds to
-train), or `embedding` (the embedding only, mini-batch Adam; the format-1 labeller).")]
+Features (--features): `tfidf+embedding` (the default: TF-IDF word unigrams and bigrams, and
+character 2-4-grams inside words (--char-ngrams), beside the embedding, one logistic regression
+per value, solved to the optimum with L-BFGS; the best on GoEmotions, see BENCHMARKS.md), `tfidf`
+(TF-IDF only: no embedding model needed, seconds to train), or `embedding` (the embedding only,
+mini-batch Adam; the format-1 labeller).")]
 pub struct LabelTrainArgs {
     /// A dataset directory or a JSONL file of labelled texts.
     pub input: PathBuf,
@@ -489,6 +490,10 @@ pub struct LabelTrainArgs {
     /// TF-IDF: keep words and bigrams that at least this many texts contain.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub min_df: usize,
+    /// TF-IDF: also character n-grams of 2 to N characters inside words (spelling variants,
+    /// word pieces), in at most 50,000 features; 0 (or 1) for words and bigrams only.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub char_ngrams: usize,
     /// Training passes (embedding: Adam epochs, default 12) or at most this many L-BFGS
     /// iterations (with tfidf, default 100).
     #[arg(long)]

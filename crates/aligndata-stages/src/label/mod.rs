@@ -8,7 +8,7 @@
 //!   similar to, or none when it is not similar enough to any (a cut-off calibrated from the
 //!   taxonomy's own texts). The day-one labeller, and the weakest.
 //! - **trained** ([`linear`], [`tfidf`]): a one-vs-rest logistic regression per dimension on
-//!   TF-IDF word unigrams + bigrams beside the same embeddings (or either alone), trained from
+//!   TF-IDF word unigrams + bigrams (and character 2–4-grams) beside the same embeddings (or either alone), trained from
 //!   labelled records: a user's labelled file (with a mapping from its
 //!   labels to taxonomy values) or synthetic records, whose `intended` cell is known by
 //!   construction. Per-label thresholds are tuned on a held-out split. `label train` writes a
@@ -57,8 +57,9 @@ pub const METHOD_TRAINED: &str = "trained";
 pub const METHOD_LLM: &str = "llm";
 
 /// Version of the [`LabelModel`] file format written. 1: embedding features only, weights as
-/// number lists. 2: optional TF-IDF vocabulary (`tfidf`), weights packed as base64 f16. Both
-/// are read.
+/// number lists. 2: optional TF-IDF vocabulary (`tfidf`), weights packed as base64 f16; extended
+/// with optional character n-grams (`tfidf.char_terms`, absent in older files, which still load;
+/// an older build reading a file with them stops on the feature count). Both are read.
 pub const MODEL_FORMAT: u32 = 2;
 
 const BATCH: usize = 512;

@@ -4,6 +4,7 @@ use aligndata_core::{Record, SourceKind};
 use aligndata_dataset::{Dataset, DatasetWriter, Format, ManifestFields, WriterOptions};
 use aligndata_models::embed::{EmbedderKind, HashedEmbedder, load_embedder};
 
+use super::tfidf::char_wb_ngrams;
 use super::*;
 
 fn taxonomy() -> Taxonomy {
@@ -428,6 +429,7 @@ fn tfidf_follows_the_scikit_learn_conventions() {
         &TfidfConfig {
             min_df: 2,
             max_terms: 0,
+            ..TfidfConfig::words_only()
         },
     )
     .unwrap();
@@ -451,6 +453,73 @@ fn tfidf_follows_the_scikit_learn_conventions() {
     let want = (1.0 + 2f32.ln()) * t.idf[so] / t.idf[sorry];
     assert!((ratio - want).abs() < 1e-4, "{ratio} vs {want}");
     assert!(t.transform("zebra").is_empty());
+}
+
+#[test]
+fn char_wb_ngrams_match_scikit_learn() {
+    // TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).build_analyzer()("Hi  Bob") gives
+    // [' h', 'hi', 'i ', ' hi', 'hi ', ' b', 'bo', 'ob', 'b ', ' bo', 'bob', 'ob ']; a padded
+    // word shorter than n (" a " for n = 4, 5) is counted once, whole.
+    assert_eq!(
+        char_wb_ngrams("Hi  Bob", [2, 3]),
+        vec![
+            " h", "hi", "i ", " hi", "hi ", " b", "bo", "ob", "b ", " bo", "bob", "ob "
+        ]
+    );
+    assert_eq!(char_wb_ngrams("a", [2, 5]), vec![" a", "a ", " a "]);
+    // By Unicode character, not byte.
+    assert_eq!(char_wb_ngrams("Été", [3, 3]), vec![" ét", "été", "té "]);
+}
+
+#[test]
+fn tfidf_char_block_follows_the_words_at_unit_length() {
+    let texts = ["sorry sorry", "so sorry", "sorrry", "thanks"];
+    let config = TfidfConfig {
+        min_df: 2,
+        max_terms: 0,
+        char_ngrams: Some([2, 3]),
+        max_char_terms: 0,
+    };
+    let t = Tfidf::fit(&texts, &config).unwrap();
+    assert_eq!(t.terms, vec!["sorry"]);
+    // A misspelling shares character n-grams with the word it misspells.
+    assert!(t.char_terms.iter().any(|c| c == "sor"));
+    assert_eq!(t.len(), 1 + t.char_terms.len());
+    let row = t.transform("sorrry");
+    assert!(row.iter().all(|p| p.0 as usize >= t.terms.len()), "{row:?}");
+    let norm: f32 = row.iter().map(|p| p.1 * p.1).sum();
+    assert!((norm - 1.0).abs() < 1e-5);
+    // Both blocks at unit length: squared norm 2.
+    let both = t.transform("so sorry");
+    let norm: f32 = both.iter().map(|p| p.1 * p.1).sum();
+    assert!((norm - 2.0).abs() < 1e-4, "{norm}");
+    assert!(both.windows(2).all(|w| w[0].0 < w[1].0));
+    // Round trip through JSON gives the same rows; words-only vocabularies omit the block.
+    let back: Tfidf = serde_json::from_str::<Tfidf>(&serde_json::to_string(&t).unwrap())
+        .unwrap()
+        .ready()
+        .unwrap();
+    assert_eq!(back.transform("so sorrry"), t.transform("so sorrry"));
+    let words = Tfidf::fit(
+        &texts,
+        &TfidfConfig {
+            char_ngrams: None,
+            ..config
+        },
+    )
+    .unwrap();
+    let json = serde_json::to_string(&words).unwrap();
+    assert!(!json.contains("char"), "{json}");
+    assert!(
+        Tfidf::fit(
+            &texts,
+            &TfidfConfig {
+                char_ngrams: Some([3, 2]),
+                ..config
+            }
+        )
+        .is_err()
+    );
 }
 
 /// Labels of `texts` by `model`, as (dimension, value) pairs.
@@ -486,6 +555,7 @@ fn tfidf_model_trains_round_trips_and_labels_the_same() {
             tfidf: Some(TfidfConfig {
                 min_df: 1,
                 max_terms: 0,
+                ..TfidfConfig::default()
             }),
             ..TrainConfig::shipped()
         };

@@ -262,6 +262,7 @@ fn run_train(args: LabelTrainArgs, ui: &Ui) -> Result<Outcome> {
     };
     if let Some(t) = config.tfidf.as_mut() {
         t.min_df = args.min_df;
+        t.char_ngrams = (args.char_ngrams >= 2).then_some([2, args.char_ngrams]);
     }
     config.epochs = args.epochs.unwrap_or(config.epochs);
     config.l2 = args.l2.unwrap_or(config.l2);
@@ -298,7 +299,10 @@ fn run_train(args: LabelTrainArgs, ui: &Ui) -> Result<Outcome> {
         model
             .tfidf
             .as_ref()
-            .map(|t| format!("{} TF-IDF terms", t.len()))
+            .map(|t| match t.char_terms.len() {
+                0 => format!("{} TF-IDF terms", t.len()),
+                c => format!("{} TF-IDF terms ({c} character n-grams)", t.len()),
+            })
             .unwrap_or_default(),
         if model.needs_embedder() {
             format!(
