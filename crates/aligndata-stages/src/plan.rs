@@ -82,8 +82,8 @@ pub struct Plan {
     pub uncovered_values: Vec<String>,
 }
 
-/// Builds a plan for `taxonomy`.
-pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
+/// The taxonomy's allowed cells, refused when there are none or too many to enumerate.
+fn enumerable_cells(taxonomy: &Taxonomy) -> Result<Vec<Cell>> {
     let grid = taxonomy.allowed_cell_count();
     if grid == 0 {
         bail!(
@@ -95,7 +95,12 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
             "the taxonomy has {grid} allowed cells, more than a plan enumerates ({MAX_GRID})\nhint: add exclusions or merge values"
         );
     }
-    let cells: Vec<Cell> = taxonomy.allowed_cells().collect();
+    Ok(taxonomy.allowed_cells().collect())
+}
+
+/// Builds a plan for `taxonomy`.
+pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
+    let cells = enumerable_cells(taxonomy)?;
     let index: HashMap<&Cell, usize> = cells.iter().enumerate().map(|(i, c)| (c, i)).collect();
     let mut quotas = vec![0u64; cells.len()];
     let mut explicit = vec![false; cells.len()];
@@ -196,7 +201,7 @@ pub fn build_plan(taxonomy: &Taxonomy, config: &PlanConfig) -> Result<Plan> {
         }
         .to_string(),
         seed: config.seed,
-        grid_cells: grid,
+        grid_cells: cells.len() as u64,
         sampled,
         cells: planned,
         uncovered_values,
@@ -460,18 +465,7 @@ pub fn build_feedback_plan(
             "explicit cell counts do not combine with a feedback plan\nhint: drop --cell or --from-feedback"
         );
     }
-    let grid = taxonomy.allowed_cell_count();
-    if grid == 0 {
-        bail!(
-            "the taxonomy has no allowed cells\nhint: check its exclusions with `aligndata taxonomy show`"
-        );
-    }
-    if grid > MAX_GRID {
-        bail!(
-            "the taxonomy has {grid} allowed cells, more than a plan enumerates ({MAX_GRID})\nhint: add exclusions or merge values"
-        );
-    }
-    let cells: Vec<Cell> = taxonomy.allowed_cells().collect();
+    let cells = enumerable_cells(taxonomy)?;
     let index: HashMap<&Cell, usize> = cells.iter().enumerate().map(|(i, c)| (c, i)).collect();
     let mut seen = vec![(0u64, 0u64, 0u64); cells.len()];
     let mut report = FeedbackPlanReport::default();
@@ -550,7 +544,7 @@ pub fn build_feedback_plan(
         total: planned.iter().map(|c| c.quota).sum(),
         mode: "feedback".to_string(),
         seed: config.seed,
-        grid_cells: grid,
+        grid_cells: cells.len() as u64,
         sampled: (config.count as usize) < cells.len(),
         cells: planned,
         uncovered_values,

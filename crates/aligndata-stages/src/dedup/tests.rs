@@ -271,7 +271,7 @@ fn across_datasets_the_flag_points_at_the_keeper_and_names_its_input() {
     // Rerunning on the output changes nothing: same flags, not doubled.
     let again = tmp.path().join("again");
     dedup(
-        &[out.clone()],
+        std::slice::from_ref(&out),
         &again,
         &DedupConfig::default(),
         None,
@@ -320,6 +320,7 @@ fn reasons_name_method_score_and_the_matched_record() {
 }
 
 #[test]
+#[allow(clippy::field_reassign_with_default)] // each case edits one field of the same config
 fn bad_settings_are_errors() {
     let mut c = DedupConfig::default();
     c.near = Some(NearConfig {
