@@ -6,7 +6,7 @@
 //! EVAL_LABEL_DATA=/path/to/goemotions                     (default ../shared/data/goemotions)
 //! EVAL_LABEL_PROTOTYPE=0                                  (skip the zero-shot rows)
 //! EVAL_LABEL_SKLEARN=1        (also run scripts/eval_label_sklearn.py on the same holdout)
-//! EVAL_LABEL_{EPOCHS,LR,L2,DENSE_WEIGHT,MIN_DF,BALANCE}   (override the training settings)
+//! EVAL_LABEL_{EPOCHS,LR,L2,DENSE_WEIGHT,MIN_DF,BALANCE,FOLDS}   (override the training settings)
 //! EVAL_LABEL_CHAR_MAX=0       (TF-IDF words only; N: character n-grams 2..=N, default 4)
 //! ```
 //!
@@ -700,6 +700,9 @@ fn train_config() -> Result<TrainConfig> {
     }
     if let Some(v) = env("EVAL_LABEL_BALANCE")? {
         c.balance = v;
+    }
+    if let Some(v) = env("EVAL_LABEL_FOLDS")? {
+        c.folds = v;
     }
     if let Some(v) = env("EVAL_LABEL_MIN_DF")? {
         c.tfidf.get_or_insert_with(TfidfConfig::default).min_df = v;

@@ -30,7 +30,13 @@ pub struct TrainConfig {
     /// Mini-batch size.
     pub batch: usize,
     /// Share of the examples held out to tune the thresholds (0 keeps 0.5 for every label).
+    /// Ignored when `folds` ≥ 2.
     pub holdout: f64,
+    /// When ≥ 2: tune the thresholds on out-of-fold predictions of a `folds`-fold
+    /// cross-validation over all examples, then refit on all of them (`folds` + 1 fits instead of
+    /// one; every example both trains the model and tunes the thresholds).
+    #[serde(default)]
+    pub folds: usize,
     /// Up-weight positives by √(negatives / positives).
     pub balance: bool,
     /// Seed of the shuffles and the split.
@@ -73,6 +79,7 @@ impl Default for TrainConfig {
             l2: 1e-4,
             batch: 256,
             holdout: 0.15,
+            folds: 0,
             balance: true,
             seed: 1,
             dense_weight: 1.0,
@@ -172,7 +179,8 @@ pub struct LinearClassifier {
     pub bias: Vec<f32>,
     /// Per label, the probability at or above which the label is predicted.
     pub thresholds: Vec<f32>,
-    /// Per label, F1 on the held-out split at its threshold (`None` without positives there).
+    /// Per label, F1 at its threshold on the held-out split, or out of fold with
+    /// [`TrainConfig::folds`] (`None` without positives there).
     #[serde(default)]
     pub heldout_f1: Vec<Option<f32>>,
 }
@@ -321,7 +329,17 @@ impl LinearClassifier {
         if config.epochs == 0 || config.batch == 0 || !(0.0..1.0).contains(&config.holdout) {
             bail!("epochs and batch must be ≥ 1 and holdout in [0, 1)");
         }
-        let (held, train) = holdout_split(n, config.holdout, config.seed);
+        let cross_validate = config.folds >= 2;
+        if cross_validate && config.folds > n {
+            bail!("{} folds need at least {} examples, got {n}", config.folds, config.folds);
+        }
+        // With cross-validation every example trains the final model; otherwise the held-out
+        // share only tunes the thresholds.
+        let (held, train) = if cross_validate {
+            (Vec::new(), (0..n).collect())
+        } else {
+            holdout_split(n, config.holdout, config.seed)
+        };
 
         // Standardise the dense features on the training split.
         let mut mean = vec![0f32; n_dense];
@@ -368,41 +386,85 @@ impl LinearClassifier {
             });
             model.input(&s, dense.map_or(&[][..], |d| &d[i]))
         };
-        let mut x_train = Rows::new();
-        for &i in &train {
-            x_train.push(&input_of(i));
-        }
-        let mut x_held = Rows::new();
-        for &i in &held {
-            x_held.push(&input_of(i));
-        }
-
+        let rows_of = |ids: &[usize]| -> Rows {
+            let mut rows = Rows::new();
+            for &i in ids {
+                rows.push(&input_of(i));
+            }
+            rows
+        };
+        let x_train = rows_of(&train);
         let dim = model.dim;
-        let trained: Vec<(Vec<f32>, f32, f32, Option<f32>)> = (0..k)
-            .into_par_iter()
-            .map(|label| {
-                let y_train: Vec<bool> =
-                    train.iter().map(|&i| targets[i].contains(&label)).collect();
-                let y_held: Vec<bool> = held.iter().map(|&i| targets[i].contains(&label)).collect();
-                let (mut w, b) = match config.solver {
-                    Solver::Adam => fit_binary(&x_train, dim, &y_train, config, label as u64),
-                    Solver::Lbfgs => fit_lbfgs(&x_train, dim, &y_train, config),
-                };
-                // Round to what the model file keeps (f16), so the thresholds are tuned on, and
-                // a reloaded model gives, exactly these weights.
-                w.iter_mut()
-                    .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
-                let probs: Vec<f32> = (0..x_held.len())
-                    .map(|r| sigmoid(sparse_dot(&w, x_held.row(r)) + b))
+        let truth = |label: usize, ids: &[usize]| -> Vec<bool> {
+            ids.iter().map(|&i| targets[i].contains(&label)).collect()
+        };
+        // One label's fit, rounded to what the model file keeps (f16), so the thresholds are
+        // tuned on, and a reloaded model gives, exactly these weights.
+        let fit = |x: &Rows, y: &[bool], label: usize| -> (Vec<f32>, f32) {
+            let (mut w, b) = match config.solver {
+                Solver::Adam => fit_binary(x, dim, y, config, label as u64),
+                Solver::Lbfgs => fit_lbfgs(x, dim, y, config),
+            };
+            w.iter_mut()
+                .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+            (w, b)
+        };
+        let predict = |(w, b): &(Vec<f32>, f32), x: &Rows| -> Vec<f32> {
+            (0..x.len())
+                .map(|r| sigmoid(sparse_dot(w, x.row(r)) + b))
+                .collect()
+        };
+
+        // Per label: the final weights, and the scores and truth its threshold is tuned on.
+        let trained: Vec<((Vec<f32>, f32), Vec<f32>, Vec<bool>)> = if cross_validate {
+            let mut order: Vec<usize> = (0..n).collect();
+            Rng::new(config.seed).shuffle(&mut order);
+            let mut out_of_fold = vec![vec![0f32; n]; k];
+            for fold in 0..config.folds {
+                let (mut held_ids, mut fit_ids) = (Vec::new(), Vec::new());
+                for (pos, &i) in order.iter().enumerate() {
+                    if pos % config.folds == fold {
+                        held_ids.push(i);
+                    } else {
+                        fit_ids.push(i);
+                    }
+                }
+                let (x_fit, x_held) = (rows_of(&fit_ids), rows_of(&held_ids));
+                let scores: Vec<Vec<f32>> = (0..k)
+                    .into_par_iter()
+                    .map(|label| predict(&fit(&x_fit, &truth(label, &fit_ids), label), &x_held))
                     .collect();
-                let (threshold, f1) = best_threshold(&probs, &y_held);
-                (w, b, threshold, f1)
-            })
-            .collect();
-        for (w, b, t, f1) in trained {
+                for (label, s) in scores.into_iter().enumerate() {
+                    for (&i, p) in held_ids.iter().zip(s) {
+                        out_of_fold[label][i] = p;
+                    }
+                }
+            }
+            let all: Vec<usize> = (0..n).collect();
+            out_of_fold
+                .into_par_iter()
+                .enumerate()
+                .map(|(label, scores)| {
+                    let final_fit = fit(&x_train, &truth(label, &train), label);
+                    (final_fit, scores, truth(label, &all))
+                })
+                .collect()
+        } else {
+            let x_held = rows_of(&held);
+            (0..k)
+                .into_par_iter()
+                .map(|label| {
+                    let w = fit(&x_train, &truth(label, &train), label);
+                    let scores = predict(&w, &x_held);
+                    (w, scores, truth(label, &held))
+                })
+                .collect()
+        };
+        for ((w, b), scores, y) in trained {
+            let (threshold, f1) = best_threshold(&scores, &y);
             model.weights.push(w);
             model.bias.push(b);
-            model.thresholds.push(t);
+            model.thresholds.push(threshold);
             model.heldout_f1.push(f1);
         }
         Ok(model)

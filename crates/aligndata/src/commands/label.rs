@@ -267,6 +267,7 @@ fn run_train(args: LabelTrainArgs, ui: &Ui) -> Result<Outcome> {
     config.epochs = args.epochs.unwrap_or(config.epochs);
     config.l2 = args.l2.unwrap_or(config.l2);
     config.holdout = args.holdout;
+    config.folds = args.folds;
     config.seed = args.seed;
     let kind: EmbedderKind = args.embedder.parse()?;
     let embedder = if with_embedding {
