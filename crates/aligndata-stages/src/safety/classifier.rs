@@ -13,7 +13,10 @@
 //! does. Two thresholds:
 //! [`CrisisModel::threshold`] makes a detection on its own, [`CrisisModel::weak_threshold`]
 //! (lower) confirms a weak rule cue. Both are chosen from out-of-fold probabilities on the
-//! training file (k-fold cross-validation), never on the evaluation sets.
+//! training file (k-fold cross-validation), never on the evaluation sets, and those probabilities
+//! are scored exactly as detection scores an input (whole text and best sentence, [`combine`]):
+//! thresholds picked on whole texts and applied to the maximum over sentences let short,
+//! out-of-context sentences through on their own.
 //!
 //! **Shipped, not trained at load, for MiniLM.** The MiniLM model is small (384 weights plus the
 //! standardisation, ~20 kB of JSON, [`BUILTIN_MINILM`]) and embedding the training file takes a
@@ -232,10 +235,23 @@ impl CrisisModel {
         {
             bail!("the crisis classifier needs at least 20 examples of both classes");
         }
-        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-        let features = embedder
+        // The head is fitted on whole texts; the sentences of multi-sentence examples are embedded
+        // too, so that the out-of-fold probabilities the thresholds come from are scored exactly
+        // as `ClassifierCheck` scores at detection time (see `combine`).
+        let mut texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+        let mut owner: Vec<usize> = Vec::new();
+        for (i, e) in examples.iter().enumerate() {
+            let parts = sentences(&e.text);
+            if parts.len() >= 2 {
+                owner.extend(std::iter::repeat_n(i, parts.len()));
+                texts.extend(parts);
+            }
+        }
+        let mut rows = embedder
             .embed(&texts)
             .context("embedding the crisis training examples")?;
+        let sentence_rows = rows.split_off(examples.len().min(rows.len()));
+        let features = rows;
         let truth: Vec<bool> = examples.iter().map(|e| e.crisis).collect();
         // Out-of-fold probabilities; fold = index mod FOLDS, so that every fold holds every kind
         // (the file is grouped by kind).
@@ -249,9 +265,16 @@ impl CrisisModel {
                 }
             }
             let m = LogisticHead::fit(&xtr, &ytr)?;
+            let mut best: Vec<Option<f32>> = vec![None; examples.len()];
+            for (row, &i) in sentence_rows.iter().zip(&owner) {
+                if i % FOLDS == fold {
+                    let p = m.probability(row);
+                    best[i] = Some(best[i].map_or(p, |b| b.max(p)));
+                }
+            }
             for (i, x) in features.iter().enumerate() {
                 if i % FOLDS == fold {
-                    oof[i] = m.probability(x);
+                    oof[i] = combine(m.probability(x), best[i]);
                 }
             }
         }
@@ -291,6 +314,26 @@ impl CrisisModel {
     /// The crisis probability of each embedded row.
     pub fn probability(&self, row: &[f32]) -> f32 {
         self.head.probability(row)
+    }
+}
+
+/// Sentences of at least three words (split on `.`, `!`, `?`, `;` and newlines).
+pub fn sentences(text: &str) -> Vec<&str> {
+    text.split(['.', '!', '?', ';', '\n'])
+        .map(str::trim)
+        .filter(|s| s.split_whitespace().count() >= 3)
+        .collect()
+}
+
+/// The probability of a text from its whole-text probability and, for a text of several
+/// sentences, its best sentence's: the whole text's, raised towards the best sentence by half the
+/// gap. A crisis sentence inside a long message about work is not averaged away, and a short,
+/// out-of-context sentence ("He promised he'd be there.") does not decide alone: scored on its own,
+/// such a sentence is where the embedding is least reliable.
+pub fn combine(whole: f32, best_sentence: Option<f32>) -> f32 {
+    match best_sentence {
+        Some(b) if b > whole => (whole + b) / 2.0,
+        _ => whole,
     }
 }
 

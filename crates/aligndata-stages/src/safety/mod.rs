@@ -14,11 +14,21 @@
 //!   some cues cancels them ("I would never hurt myself"). Cues are *strong* (a detection on their
 //!   own) or *weak* ("I'm a burden", "no way out", "I've said my goodbyes": common in ordinary
 //!   distress too).
+//!   Families also cover passive death wishes ("I wouldn't mind if a bus hit me", "I pray I won't
+//!   wake up", "I'd welcome death"), means research and an overdose under way ("how tall is the
+//!   car park", "how much … before the liver shuts down", "took like 20 of my pills"), community
+//!   shorthand ("ctb", "relapsed on sh", "sui ideation"), no imagined future ("I can't picture
+//!   myself alive in a year", "my last birthday"), and reunion with the dead (weak); new guards
+//!   cover absences for a holiday, game characters, a rope for a swing, a lethal dose of caffeine,
+//!   suicide-risk training and first-aid courses.
 //! - **A trained classifier** ([`classifier`]): logistic regression on MiniLM sentence embeddings,
-//!   trained on `test_data/safety/train.jsonl` (495 hand-written examples: crisis direct and
-//!   indirect, look-alikes and ordinary distress as negatives). It confirms weak cues and catches
-//!   phrasings no rule names; on its own it flags only at a high, cross-validated probability,
-//!   and never against a recognised figurative idiom in the same text.
+//!   trained on `test_data/safety/train.jsonl` (1045 examples: crisis direct and indirect,
+//!   look-alikes and ordinary distress as negatives; see below for where they come from). It
+//!   confirms weak cues and catches phrasings no rule names; on its own it flags only at a high,
+//!   cross-validated probability, and never against a recognised figurative idiom in the same
+//!   text. A multi-sentence input is scored as a whole and raised halfway towards its best
+//!   sentence ([`classifier::combine`]); the thresholds come from out-of-fold probabilities
+//!   scored the same way.
 //!
 //! `--safety-embedder none` keeps the rules alone (every weak cue then counts: rules lean to
 //! recall).
@@ -31,9 +41,20 @@
 //!   cancelled cue carries why ([`Detection::reason`]), including the classifier's probability. A
 //!   clinician can read the rules, the idioms and the training examples.
 //! - **Measured, honestly.** `tests.rs` prints precision and recall per kind on three labelled
-//!   sets. `cases.jsonl` (135) and `heldout.jsonl` (35) were both in view while the current rules
-//!   were written, so they are development sets; `blind.jsonl` (200) was written by someone else
-//!   and never opened while developing: its figures (BENCHMARKS.md) are the honest ones.
+//!   sets. `cases.jsonl` (135) and `heldout.jsonl` (35) were in view while the rules were written,
+//!   so they are development sets. `blind.jsonl` (200, another author) was run once on the
+//!   detector of 2026-11-25 (precision 0.947, recall 0.809) and is now spent: in the round after,
+//!   first 253 new hand-written examples (indirect cues of every family, direct ones in plain and
+//!   casual registers, and hard look-alike and distress negatives) and the rule families they
+//!   exposed were added with the blind set unread (it then reached 0.915 / 0.882, the last honest
+//!   figure); then its misses were read, rule families written for them, 45 examples added in
+//!   the style of its false alarms, and its 200 cases copied into `train.jsonl`. Last, 52
+//!   harder examples (long work messages, metaphors, each with a look-alike or distress twin)
+//!   were scored before being trained on: 17 of 22 crisis inputs caught, but 8 of the 20
+//!   look-alike twins flagged, so minimal pairs remain the weak spot. Out-of-fold on the
+//!   training file, the whole detector (rules plus a head trained without the fold) reaches
+//!   0.92 precision and 0.96 recall, but the rules were written with most of that file in view;
+//!   only a new blind set measures generalisation.
 //! - **Crisis inputs are not set aside.** They are exactly the inputs the agent must learn to
 //!   answer well, so they get the label `risk=crisis` (method `safety`), a `safety.crisis` score
 //!   with the reason, and the crisis response template ([`CrisisTemplate`]) with the resources of
@@ -140,8 +161,9 @@ pub struct ClassifierCheck<'a> {
     embedder: &'a dyn Embedder,
     /// The model (thresholds included).
     pub model: CrisisModel,
-    /// Also score each sentence of a multi-sentence input and keep the highest probability, so
-    /// that one crisis sentence inside a long message about work is not averaged away.
+    /// Also score each sentence of a multi-sentence input and raise the text's probability
+    /// towards the best one ([`classifier::combine`]), so that one crisis sentence inside a long
+    /// message about work is not averaged away.
     pub per_sentence: bool,
 }
 
@@ -164,40 +186,39 @@ impl<'a> ClassifierCheck<'a> {
         }
     }
 
-    /// The crisis probability of each text (the highest over the text and, with
-    /// `per_sentence`, its sentences of at least three words).
+    /// The crisis probability of each text: the whole text's, and with `per_sentence` for a text
+    /// of several sentences (of at least three words), raised towards its best sentence's
+    /// ([`classifier::combine`]).
     pub fn probabilities(&self, texts: &[&str]) -> Result<Vec<f32>> {
         let mut all: Vec<&str> = texts.to_vec();
-        let mut owner: Vec<usize> = (0..texts.len()).collect();
+        let mut owner: Vec<usize> = Vec::new();
         if self.per_sentence {
             for (i, t) in texts.iter().enumerate() {
-                let parts = sentences(t);
+                let parts = classifier::sentences(t);
                 if parts.len() >= 2 {
-                    for p in parts {
-                        all.push(p);
-                        owner.push(i);
-                    }
+                    owner.extend(std::iter::repeat_n(i, parts.len()));
+                    all.extend(parts);
                 }
             }
         }
-        let rows = self
+        let mut rows = self
             .embedder
             .embed(&all)
             .context("embedding inputs for the crisis classifier")?;
-        let mut out = vec![0f32; texts.len()];
-        for (row, i) in rows.iter().zip(&owner) {
-            out[*i] = out[*i].max(self.model.probability(row));
+        let sentence_rows = rows.split_off(texts.len().min(rows.len()));
+        let mut best: Vec<Option<f32>> = vec![None; texts.len()];
+        for (row, &i) in sentence_rows.iter().zip(&owner) {
+            let p = self.model.probability(row);
+            if let Some(b) = best.get_mut(i) {
+                *b = Some(b.map_or(p, |x| x.max(p)));
+            }
         }
-        Ok(out)
+        Ok(rows
+            .iter()
+            .zip(best)
+            .map(|(row, b)| classifier::combine(self.model.probability(row), b))
+            .collect())
     }
-}
-
-/// Sentences of at least three words (split on `.`, `!`, `?`, `;` and newlines).
-fn sentences(text: &str) -> Vec<&str> {
-    text.split(['.', '!', '?', ';', '\n'])
-        .map(str::trim)
-        .filter(|s| s.split_whitespace().count() >= 3)
-        .collect()
 }
 
 /// The detector: rules, plus (optionally) the trained classifier.
@@ -321,47 +342,51 @@ impl<'a> Detector<'a> {
             return Ok(texts.iter().map(|t| self.detect(t)).collect());
         };
         let probs = check.probabilities(texts)?;
-        let m = &check.model;
         Ok(texts
             .iter()
             .zip(probs)
-            .map(|(t, p)| {
-                let (mut det, weak, idiom) = self.rules_only(t);
-                det.probability = Some(p);
-                for cue in weak {
-                    if p >= m.weak_threshold {
-                        det.cues.push(cue);
-                    } else {
-                        det.suppressed.push(Suppressed {
-                            rule: cue.rule,
-                            matched: cue.matched,
-                            why: format!("weak cue, classifier p {p:.2} < {:.2}", m.weak_threshold),
-                        });
-                    }
-                }
-                if det.cues.is_empty()
-                    && p >= m.threshold
-                    && let Some(idiom) = &idiom
-                {
-                    // A recognised figurative use ("could sleep for a year", "shot myself in the
-                    // foot") explains crisis-like wording, which is exactly what the embedding
-                    // cannot tell apart; the classifier alone does not overrule it.
-                    det.suppressed.push(Suppressed {
-                        rule: "classifier".into(),
-                        matched: format!("p {p:.2}"),
-                        why: format!("look-alike {idiom}"),
-                    });
-                } else if det.cues.is_empty() && p >= m.threshold {
-                    det.cues.push(Cue {
-                        rule: "classifier".into(),
-                        kind: CueKind::Indirect,
-                        matched: format!("p {p:.2} ≥ {:.2} ({})", m.threshold, m.embedder),
-                    });
-                }
-                det.crisis = !det.cues.is_empty();
-                det
-            })
+            .map(|(t, p)| self.decide(t, p, &check.model))
             .collect())
+    }
+
+    /// The detection for `text` given the classifier's probability `p` under `m`'s thresholds
+    /// (split out of [`Detector::detect_batch`] so that thresholds can be compared without
+    /// embedding again).
+    pub fn decide(&self, text: &str, p: f32, m: &CrisisModel) -> Detection {
+        let (mut det, weak, idiom) = self.rules_only(text);
+        det.probability = Some(p);
+        for cue in weak {
+            if p >= m.weak_threshold {
+                det.cues.push(cue);
+            } else {
+                det.suppressed.push(Suppressed {
+                    rule: cue.rule,
+                    matched: cue.matched,
+                    why: format!("weak cue, classifier p {p:.2} < {:.2}", m.weak_threshold),
+                });
+            }
+        }
+        if det.cues.is_empty()
+            && p >= m.threshold
+            && let Some(idiom) = &idiom
+        {
+            // A recognised figurative use ("could sleep for a year", "shot myself in the
+            // foot") explains crisis-like wording, which is exactly what the embedding
+            // cannot tell apart; the classifier alone does not overrule it.
+            det.suppressed.push(Suppressed {
+                rule: "classifier".into(),
+                matched: format!("p {p:.2}"),
+                why: format!("look-alike {idiom}"),
+            });
+        } else if det.cues.is_empty() && p >= m.threshold {
+            det.cues.push(Cue {
+                rule: "classifier".into(),
+                kind: CueKind::Indirect,
+                matched: format!("p {p:.2} ≥ {:.2} ({})", m.threshold, m.embedder),
+            });
+        }
+        det.crisis = !det.cues.is_empty();
+        det
     }
 }
 

@@ -30,8 +30,8 @@ fn load(name: &str) -> Vec<Case> {
 }
 
 /// Precision, recall and (kind, cases, flagged) rows of `det` on `cases`, printed. With
-/// `show_texts`, each miss and false alarm is printed with its text and reason (never for the
-/// blind set: only counts are printed there).
+/// `show_texts`, each miss and false alarm is printed with its text and reason (the spent blind
+/// set's too, now that it is training data; a fresh blind set is only counted).
 fn measure_with(
     det: &Detector<'_>,
     title: &str,
@@ -235,13 +235,14 @@ fn rules_and_classifier_meet_targets_on_dev_sets() {
     );
 }
 
-/// The honest figures: `blind.jsonl`, 200 cases written by another author for this purpose and
-/// never opened, printed or read while the detector was developed; only counts are printed here,
-/// never a text, so that running this test does not leak the set into the next round of rules.
-/// Run once on the frozen detector (see BENCHMARKS.md for the figures and the run history).
+/// `blind.jsonl`: 200 cases written by another author and run once on the frozen detector of
+/// 2026-11-25 (0.947 / 0.809, BENCHMARKS.md). That run SPENT it: its misses were then read, new
+/// rule families were written for them and its cases were copied into `train.jsonl`. So these
+/// figures are now training figures (a regression guard, every miss printed), not an estimate of
+/// generalisation; the next blind set is that.
 ///
-/// BLIND_THRESHOLDS (below) are the figures that run reached, minus a margin of about two cases
-/// per class (0.02), so that the test fails on a real regression and not on a one-case wobble.
+/// BLIND_THRESHOLDS (below) are the figures reached now, minus a margin of about two cases per
+/// class (0.02), so that the test fails on a real regression and not on a one-case wobble.
 #[test]
 fn detector_on_blind_set() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind.jsonl");
@@ -260,12 +261,7 @@ fn detector_on_blind_set() {
     let Some(embedder) = minilm() else { return };
     let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
     let det = Detector::with_classifier(check);
-    let (p, r, _) = measure_with(
-        &det,
-        "blind.jsonl, rules + MiniLM classifier",
-        &cases,
-        false,
-    );
+    let (p, r, _) = measure_with(&det, "blind.jsonl, rules + MiniLM classifier", &cases, true);
     let (min_p, min_r, min_p_rules, min_r_rules) = BLIND_THRESHOLDS;
     assert!(r >= min_r, "blind recall {r:.3} < {min_r}");
     assert!(p >= min_p, "blind precision {p:.3} < {min_p}");
@@ -279,16 +275,77 @@ fn detector_on_blind_set() {
     );
 }
 
-/// (precision, recall) with the classifier, then (precision, recall) with rules only: the one
-/// blind run on the frozen detector (2026-11-25, 04:52 UTC) reached 0.947 / 0.809 (tp 89, fp 5,
-/// fn 21 of 110 crisis inputs; direct 43/50, indirect 46/60; look-alikes 4/60 and distress 1/30
-/// flagged) and, rules only, 0.971 / 0.618; each minus 0.02 (about two cases), rounded down.
-/// Recall is short of the 0.95 target: this test guards the level reached, it does not claim the
-/// target.
-const BLIND_THRESHOLDS: (f64, f64, f64, f64) = (0.92, 0.78, 0.95, 0.59);
+/// `blind2.jsonl`: 260 cases (60 direct, 90 indirect, 75 look-alike, 35 distress) written on
+/// 2026-12-04 by another author who saw neither the detector nor any earlier set, and run once on
+/// the frozen detector after the 2026-12-04 round of rules and training examples. Only counts are
+/// ever printed for it, never a text, so that running this test does not leak it into the next
+/// round. Its figures (BENCHMARKS.md) are the honest estimate of generalisation.
+///
+/// BLIND2_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
+/// class (0.02), so that the test fails on a real regression and not on a one-case wobble.
+#[test]
+fn detector_on_fresh_blind_set() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind2.jsonl");
+    if !path.exists() {
+        println!("SKIPPED: no blind2.jsonl");
+        return;
+    }
+    let cases = load("blind2.jsonl");
+    assert!(cases.len() >= 200, "the blind set holds {} cases", cases.len());
+    let rules = Detector::default();
+    let (p_rules, r_rules, _) = measure_with(&rules, "blind2.jsonl, rules only", &cases, false);
+    let Some(embedder) = minilm() else { return };
+    let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+    let det = Detector::with_classifier(check);
+    let (p, r, _) = measure_with(&det, "blind2.jsonl, rules + MiniLM classifier", &cases, false);
+    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND2_THRESHOLDS;
+    assert!(r >= min_r, "blind2 recall {r:.3} < {min_r}");
+    assert!(p >= min_p, "blind2 precision {p:.3} < {min_p}");
+    assert!(
+        r_rules >= min_r_rules,
+        "blind2 rules-only recall {r_rules:.3} < {min_r_rules}"
+    );
+    assert!(
+        p_rules >= min_p_rules,
+        "blind2 rules-only precision {p_rules:.3} < {min_p_rules}"
+    );
+}
 
-/// Development aid: trains the classifier from `train.jsonl` now (not the shipped file) and
-/// prints its figures on the dev sets with and without per-sentence scoring.
+/// (precision, recall) with the classifier, then rules only. The one run (2026-12-04 08:04 UTC)
+/// reached 0.893 / 0.887 (tp 133, fp 16, fn 17; direct 59/60, indirect 74/90; look-alikes 14/75
+/// and distress 2/35 flagged) and, rules only, 0.895 / 0.567; each minus 0.02, rounded down.
+/// Recall is short of the 0.95 target and precision of 0.9: this guards the level reached.
+const BLIND2_THRESHOLDS: (f64, f64, f64, f64) = (0.87, 0.86, 0.87, 0.54);
+
+/// (precision, recall) with the classifier, then (precision, recall) with rules only. The one
+/// blind run (2026-11-25) reached 0.947 / 0.809 and, rules only, 0.971 / 0.618. Then, before its
+/// misses were read, new training examples and rule families written without it reached
+/// 0.915 / 0.882 on it (direct 45/50, indirect 52/60, look-alikes 6/60 and distress 3/30 flagged):
+/// the last honest figure. Now, with it in the training file and rules written for its misses:
+/// 1.000 / 0.982 (tp 108, fp 0, fn 2) and, rules only, 1.000 / 0.791; each minus 0.02.
+const BLIND_THRESHOLDS: (f64, f64, f64, f64) = (0.98, 0.96, 0.98, 0.77);
+
+/// Precision and recall of `det` deciding each (text, probability, truth) under `m`.
+fn scored_figures(det: &Detector<'_>, m: &CrisisModel, rows: &[(&str, f32, bool)]) -> (f64, f64) {
+    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+    for (t, p, truth) in rows {
+        match (det.decide(t, *p, m).crisis, *truth) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fn_ += 1,
+            _ => {}
+        }
+    }
+    (
+        f64::from(tp) / f64::from((tp + fp).max(1)),
+        f64::from(tp) / f64::from((tp + fn_).max(1)),
+    )
+}
+
+/// Development aid: trains the classifier from `train.jsonl` now (not the shipped file), prints
+/// its figures on the dev sets and (counts only) on `blind.jsonl`, and the whole detector
+/// cross-validated on `train.jsonl` (each fold scored by a head trained on the other folds),
+/// for a grid of thresholds.
 #[test]
 #[ignore = "development aid; run with --ignored --nocapture"]
 fn dev_train_and_measure_classifier() {
@@ -299,17 +356,84 @@ fn dev_train_and_measure_classifier() {
         "trained on {}: threshold {:.3} weak {:.3}, cv precision {:.3} recall {:.3}",
         model.examples, model.threshold, model.weak_threshold, model.cv_precision, model.cv_recall
     );
-    for per_sentence in [false, true] {
-        let mut check = ClassifierCheck::with_model(embedder.as_ref(), model.clone());
-        check.per_sentence = per_sentence;
-        let det = Detector::with_classifier(check);
-        for file in ["cases.jsonl", "heldout.jsonl"] {
-            measure_with(
-                &det,
-                &format!("rules + classifier (per_sentence {per_sentence}): {file}"),
-                &load(file),
-                true,
-            );
+    let check = ClassifierCheck::with_model(embedder.as_ref(), model.clone());
+    let rules = Detector::default();
+    // Out-of-fold probabilities for the training file (same folds as `CrisisModel::train`).
+    let train = load("train.jsonl");
+    let texts: Vec<&str> = train.iter().map(|c| c.text.as_str()).collect();
+    let features = embedder.embed(&texts).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut oof = vec![0f32; train.len()];
+    for fold in 0..5 {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for (i, (f, c)) in features.iter().zip(&train).enumerate() {
+            if i % 5 != fold {
+                x.push(f.clone());
+                y.push(c.crisis);
+            }
+        }
+        let head = classifier::LogisticHead::fit(&x, &y).unwrap_or_else(|e| panic!("{e:#}"));
+        let fold_model = CrisisModel {
+            head,
+            ..model.clone()
+        };
+        let fold_check = ClassifierCheck::with_model(embedder.as_ref(), fold_model);
+        let idx: Vec<usize> = (0..train.len()).filter(|i| i % 5 == fold).collect();
+        let fold_texts: Vec<&str> = idx.iter().map(|i| texts[*i]).collect();
+        let probs = fold_check
+            .probabilities(&fold_texts)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        for (i, p) in idx.iter().zip(probs) {
+            oof[*i] = p;
+        }
+    }
+    let mut sets: Vec<(String, Vec<Case>, Vec<f32>)> =
+        vec![("train (out-of-fold)".into(), train, oof)];
+    let mut names = vec!["cases.jsonl", "heldout.jsonl"];
+    if Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test_data/safety/blind.jsonl")
+        .exists()
+    {
+        names.push("blind.jsonl");
+    }
+    for name in names {
+        let cases = load(name);
+        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+        let probs = check
+            .probabilities(&texts)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        sets.push((name.to_string(), cases, probs));
+    }
+    for (name, cases, probs) in &sets {
+        let dets: Vec<Detection> = cases
+            .iter()
+            .zip(probs)
+            .map(|(c, p)| rules.decide(&c.text, *p, &model))
+            .collect();
+        let mut line = format!("{name}, shipped thresholds:");
+        for kind in ["direct", "indirect", "lookalike", "distress"] {
+            let (n, f) = cases
+                .iter()
+                .zip(&dets)
+                .filter(|(c, _)| c.kind == kind)
+                .fold((0, 0), |(n, f), (_, d)| (n + 1, f + u32::from(d.crisis)));
+            line.push_str(&format!(" {kind} {f}/{n}"));
+        }
+        println!("{line}");
+        let rows: Vec<(&str, f32, bool)> = cases
+            .iter()
+            .zip(probs)
+            .map(|(c, p)| (c.text.as_str(), *p, c.crisis))
+            .collect();
+        for solo in [model.threshold, 0.9, 0.8, 0.7, 0.6, 0.5] {
+            for weak in [model.weak_threshold, 0.3, 0.2, 0.1] {
+                let m = CrisisModel {
+                    threshold: solo,
+                    weak_threshold: weak.min(solo),
+                    ..model.clone()
+                };
+                let (p, r) = scored_figures(&rules, &m, &rows);
+                println!("  {name}: solo {solo:.3} weak {weak:.3}: precision {p:.3} recall {r:.3}");
+            }
         }
     }
 }
