@@ -11,8 +11,9 @@
 //!   so we accumulate that d×d matrix in one pass (O(n·d²)) and take its eigenvalues with a
 //!   Jacobi sweep (O(d³)). When d > `MAX_VENDI_DIM` the embeddings are first projected onto
 //!   `MAX_VENDI_DIM` seeded Gaussian directions and renormalised (Johnson–Lindenstrauss: cosines
-//!   are kept approximately); that projection is the only approximation. Note: with this exact
-//!   linear kernel the score can never exceed the embedding dimension.
+//!   are kept approximately); that projection is the only approximation. A set of at most
+//!   `MAX_VENDI_DIM` texts (a cell) takes the exact n×n kernel instead, which is smaller. Note:
+//!   with this exact linear kernel the score can never exceed the embedding dimension.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -136,6 +137,9 @@ pub fn vendi_score(embeddings: &[Vec<f32>], seed: u64) -> Option<f64> {
     if n == 0 || d == 0 {
         return None;
     }
+    if n <= MAX_VENDI_DIM.min(d) {
+        return Some(vendi_from_gram(embeddings));
+    }
     let k = d.min(MAX_VENDI_DIM);
     let projection: Option<Vec<Vec<f64>>> = (d > k).then(|| {
         let mut state = seed ^ 0x5eed;
@@ -178,9 +182,39 @@ pub fn vendi_score(embeddings: &[Vec<f32>], seed: u64) -> Option<f64> {
         }
     }
     let eig = jacobi_eigenvalues(&mut cov, k);
+    Some(vendi_from_eigenvalues(&eig))
+}
+
+/// The exact score of a small set (n ≤ `MAX_VENDI_DIM`) from its n×n cosine kernel: K/n has the
+/// same non-zero eigenvalues as XᵀX/n, and for a few texts (a cell of a plan) n×n is far smaller
+/// than d×d, with no projection needed. Per-cell figures of thousands of small cells stay cheap.
+fn vendi_from_gram(embeddings: &[Vec<f32>]) -> f64 {
+    let rows: Vec<Vec<f64>> = embeddings
+        .iter()
+        .map(|e| {
+            let norm = e.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            e.iter()
+                .map(|x| if norm > 0.0 { f64::from(*x) / norm } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let n = rows.len();
+    let mut gram = vec![0.0f64; n * n];
+    for a in 0..n {
+        for b in a..n {
+            let v = rows[a].iter().zip(&rows[b]).map(|(x, y)| x * y).sum::<f64>() / n as f64;
+            gram[a * n + b] = v;
+            gram[b * n + a] = v;
+        }
+    }
+    vendi_from_eigenvalues(&jacobi_eigenvalues(&mut gram, n))
+}
+
+/// exp(entropy) of the eigenvalues, normalised to sum to one.
+fn vendi_from_eigenvalues(eig: &[f64]) -> f64 {
     let total: f64 = eig.iter().filter(|l| **l > 0.0).sum();
     if total <= 0.0 {
-        return Some(1.0);
+        return 1.0;
     }
     let entropy: f64 = eig
         .iter()
@@ -190,7 +224,7 @@ pub fn vendi_score(embeddings: &[Vec<f32>], seed: u64) -> Option<f64> {
             -p * p.ln()
         })
         .sum();
-    Some(entropy.exp())
+    entropy.exp()
 }
 
 /// Eigenvalues of a symmetric k×k matrix (row-major, overwritten) by cyclic Jacobi rotations.
@@ -340,12 +374,39 @@ mod tests {
             .map(|i| (0..4).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
             .collect();
         assert!((vendi_score(&ortho, 0).expect("v") - 4.0).abs() < 1e-6);
-        // Projection path keeps it close for high-dimensional orthogonal vectors.
+        // A small set takes the exact kernel: 20 orthogonal 300-d vectors are 20 distinct texts.
         let big: Vec<Vec<f32>> = (0..20)
             .map(|i| (0..300).map(|j| if j == i { 1.0 } else { 0.0 }).collect())
             .collect();
         let v = vendi_score(&big, 3).expect("v");
+        assert!((v - 20.0).abs() < 1e-6, "{v}");
+        // Past MAX_VENDI_DIM texts, the projection path: 20 distinct texts repeated 10 times
+        // each are still about 20 distinct texts.
+        let repeated: Vec<Vec<f32>> = (0..200).map(|i| big[i % 20].clone()).collect();
+        let v = vendi_score(&repeated, 3).expect("v");
         assert!(v > 14.0 && v <= 20.0 + 1e-6, "{v}");
         assert!((mean_pairwise_similarity(&same, 0).expect("m") - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn small_sets_score_the_same_by_kernel_as_by_covariance() {
+        // 40 random 64-d vectors: no projection either way, so both routes are exact.
+        let mut state = 11u64;
+        let rows: Vec<Vec<f32>> = (0..40)
+            .map(|_| unit((0..64).map(|_| gaussian(&mut state) as f32).collect()))
+            .collect();
+        let by_kernel = vendi_score(&rows, 0).expect("v");
+        // The d×d covariance route, computed here on exactly these rows.
+        let mut cov = vec![0.0f64; 64 * 64];
+        for r in &rows {
+            for a in 0..64 {
+                for b in 0..64 {
+                    cov[a * 64 + b] += f64::from(r[a]) * f64::from(r[b]) / 40.0;
+                }
+            }
+        }
+        let by_cov = vendi_from_eigenvalues(&jacobi_eigenvalues(&mut cov, 64));
+        assert!((by_kernel - by_cov).abs() < 1e-6, "{by_kernel} vs {by_cov}");
+        assert!(by_kernel > 20.0 && by_kernel < 40.0, "{by_kernel}");
     }
 }
