@@ -877,6 +877,77 @@ async fn bandit_learns_through_the_api(fx: &Fixture) {
     );
 }
 
+/// A key that worked (and is remembered by the server) stops working for writes as soon as it is
+/// revoked, also when another process revokes it (here: a second `Store` on the same database,
+/// as `aligndata keys revoke` opens one); nothing is stored for the refused requests.
+async fn revoked_key_stops_writes_at_once(fx: &Fixture) {
+    let app = fx.default_app();
+    let (info, key) = fx
+        .store
+        .create_key(&Scopes::parse("ingest").unwrap(), "agent")
+        .await
+        .unwrap();
+    let turn_id = new_turn(&app, &key, json!({})).await;
+    let thumb = |n: u32| json!({ "turn_id": turn_id, "kind": "thumb", "thumb": "up", "idempotency_key": format!("k{n}") });
+    assert_eq!(
+        post(&app, "/v1/feedback", &key, thumb(1)).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&app, "/v1/policy/choose", &key, json!({ "cell": "c" }))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let other = Store::open(
+        &fx.location,
+        &StoreOptions {
+            max_connections: 2,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(other.revoke_key(info.id).await.unwrap());
+    other.close().await;
+    let before = fx.counts().await;
+    for (path, body) in [
+        ("/v1/feedback", thumb(2)),
+        (
+            "/v1/turns",
+            json!({ "conversation_id": "c1", "user_message": "m", "agent_response": "r" }),
+        ),
+        ("/v1/policy/choose", json!({ "cell": "c" })),
+    ] {
+        let r = post(&app, path, &key, body).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}: {}", r.body);
+        assert_eq!(
+            r.headers
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap()),
+            Some("Bearer")
+        );
+    }
+    // A replay of what was stored before the revocation is refused too.
+    assert_eq!(
+        post(&app, "/v1/feedback", &key, thumb(1)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        fx.counts().await,
+        before,
+        "nothing stored with a revoked key"
+    );
+    // The other keys still work.
+    assert_eq!(
+        post(&app, "/v1/feedback", &fx.ingest, thumb(3))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -912,4 +983,5 @@ suite!(
     keys_are_stored_hashed_and_revocable,
     schema_is_versioned_and_migrations_rerun_cleanly,
     bandit_learns_through_the_api,
+    revoked_key_stops_writes_at_once,
 );

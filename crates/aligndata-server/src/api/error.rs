@@ -61,6 +61,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { field, message } => {
                 ApiError::new(StatusCode::CONFLICT, message).with_field(field)
             }
+            StoreError::KeyRevoked => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid or revoked API key")
+            }
             StoreError::Db(sqlx::Error::PoolTimedOut) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database busy; retry")
             }

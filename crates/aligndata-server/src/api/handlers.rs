@@ -14,7 +14,6 @@ use super::AppState;
 use super::auth::{Authed, Ingest, Read};
 use super::body::JsonBody;
 use super::error::ApiError;
-use crate::policy;
 use crate::store::{Feedback, FeedbackKind, NewDecision, NewFeedback, NewTurn, Receipt, Turn};
 
 /// Longest conversation id, cell key, policy version, idempotency key, client timestamp.
@@ -378,9 +377,15 @@ pub async fn post_choose(
     let choice = match &inner.seeded_rng {
         Some(rng) => {
             let mut rng = rng.lock().unwrap_or_else(|p| p.into_inner());
-            policy::choose(&counts, &inner.config.thompson, &mut *rng)
+            inner
+                .probabilities
+                .choose(&cell, &counts, &inner.config.thompson, &mut *rng)
         }
-        None => policy::choose(&counts, &inner.config.thompson, &mut rand::rng()),
+        None => {
+            inner
+                .probabilities
+                .choose(&cell, &counts, &inner.config.thompson, &mut rand::rng())
+        }
     }
     .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no arms configured"))?;
     let decision_id = inner

@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub config: ServerConfig,
     pub limiter: Option<auth::RateLimiter>,
     pub seeded_rng: Option<std::sync::Mutex<rand::rngs::StdRng>>,
+    /// The policy's last estimate per cell (see [`crate::policy::ProbabilityCache`]).
+    pub probabilities: crate::policy::ProbabilityCache,
 }
 
 /// What every handler shares.
@@ -134,6 +136,7 @@ pub fn router(store: Store, config: ServerConfig) -> anyhow::Result<Router> {
             config,
             limiter,
             seeded_rng,
+            probabilities: crate::policy::ProbabilityCache::default(),
         }),
     };
     Ok(Router::new()

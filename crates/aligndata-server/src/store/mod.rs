@@ -14,17 +14,22 @@
 //! (the WAL is in the OS page cache) but can lose the last commits on power loss, and an
 //! acknowledged event should not vanish; group commit (below) makes FULL's fsync cheap enough.
 //!
-//! Throughput: turns, feedback and decisions go through a group commit (`writer.rs`): one writer
-//! task per store runs every request waiting at that moment in one transaction (a savepoint
-//! each) and answers them after the single commit, so concurrent requests share one fsync.
+//! Throughput: turns, feedback and decisions go through a group commit (`writer.rs`): the store's
+//! writer runs every request waiting at that moment in one transaction and answers them after
+//! the single commit, so concurrent requests share one fsync. On SQLite the writer is a thread
+//! with its own plain connection (rusqlite), so a statement costs a function call, not a hop to
+//! sqlx's connection thread. API keys of write requests are remembered once found live; the
+//! commit re-checks them, so revocation still applies to the next write.
 //!
 //! Concurrency: SQLite writes go through a pool of one connection and `BEGIN IMMEDIATE`, so
 //! writers queue in-process instead of failing with `SQLITE_BUSY`; readers use their own pool.
 //! On PostgreSQL, idempotency races resolve with `ON CONFLICT DO NOTHING` and posterior updates
 //! are single atomic upserts, so several instances can share one database.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -51,7 +56,15 @@ pub enum BackendKind {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    /// `write` (one connection) serves migrations and key writes; turns, feedback and decisions
+    /// go through the writer thread's own connection to `path` (`writer/sqlite.rs`).
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+        path: PathBuf,
+        /// Plain connections for the policy's per-request counter read (`arm_counts`).
+        hot: Arc<HotReaders>,
+    },
     Postgres(PgPool),
 }
 
@@ -72,11 +85,11 @@ macro_rules! on_backend {
     };
 }
 
-/// Expands `$body` once per backend inside a write transaction bound to `$tx`; commits when the
-/// body finishes, rolls back when it returns early (`?` or `return`).
+/// Expands `$body` once per backend (a `&Backend`) inside a write transaction bound to `$tx`;
+/// commits when the body finishes, rolls back when it returns early (`?` or `return`).
 macro_rules! in_write_tx {
-    ($store:expr, $tx:ident => $body:block) => {
-        match &$store.backend {
+    ($backend:expr, $tx:ident => $body:block) => {
+        match $backend {
             Backend::Sqlite { write, .. } => {
                 let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;
@@ -132,6 +145,13 @@ pub enum StoreError {
     /// Internal: an idempotent insert lost a race to a concurrent twin; retried, never returned.
     #[error("a concurrent request with the same idempotency key won; retry")]
     LostRace,
+    /// A read on one of the store's own SQLite connections failed (see `HotReaders`).
+    #[error("database error: {0}")]
+    Sqlite(String),
+    /// The API key the write came with was revoked (found in the write's own transaction);
+    /// nothing was stored.
+    #[error("invalid or revoked API key")]
+    KeyRevoked,
     /// The transaction of a group commit failed, so no request in it was stored; retry.
     #[error("the write was not committed: {0}")]
     Batch(String),
@@ -197,6 +217,43 @@ pub struct Store {
     backend: Backend,
     /// Turns, feedback and decisions go through the group commit (see `writer.rs`).
     writer: Writer,
+    /// Live keys seen by [`Store::authenticate_for_write`].
+    keys: Arc<KeyCache>,
+}
+
+/// API keys found live, by hash, so that a write request skips the key lookup. Sound only
+/// because the group commit checks every write's key again inside the transaction that stores
+/// it (see `writer.rs`): a key revoked since it was cached (by this process or any other) gets
+/// its next write refused, and is forgotten here. Bounded: cleared when full.
+#[derive(Default)]
+struct KeyCache {
+    live: Mutex<HashMap<String, ApiKeyInfo>>,
+}
+
+impl KeyCache {
+    /// Most keys remembered.
+    const MAX: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ApiKeyInfo>> {
+        // A poisoned lock only means a panic elsewhere mid-insert; the map is still usable.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, hash: &str) -> Option<ApiKeyInfo> {
+        self.lock().get(hash).cloned()
+    }
+
+    fn insert(&self, hash: String, key: ApiKeyInfo) {
+        let mut live = self.lock();
+        if live.len() >= Self::MAX {
+            live.clear();
+        }
+        live.insert(hash, key);
+    }
+
+    fn forget(&self, id: i64) {
+        self.lock().retain(|_, key| key.id != id);
+    }
 }
 
 /// A turn to record. The user message is already scrubbed; `cell` is the client's explicit cell
@@ -432,6 +489,52 @@ macro_rules! key_from_row {
     }};
 }
 
+/// SQLite connections (rusqlite) for the one read every `POST /v1/policy/choose` makes, run
+/// right on the request's task.
+///
+/// Why not the sqlx read pool: there every statement is a round trip to the connection's own
+/// thread (a channel send, a wake-up, a reply), which cost more than the read: an indexed
+/// lookup of a few rows that, in WAL mode, never waits for the writer (a reader sees the last
+/// commit and takes no lock the writer holds), so it takes microseconds and does not block
+/// the runtime for longer than parsing the request does. Connections are opened read-only on
+/// first use and kept (a few) for the next requests.
+struct HotReaders {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl HotReaders {
+    /// Most idle connections kept.
+    const KEEP: usize = 4;
+
+    fn arm_counts(&self, cell: &str) -> rusqlite::Result<Vec<(String, i64, i64)>> {
+        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match taken {
+            Some(conn) => conn,
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                // WAL readers wait only in rare cases (recovery, a WAL reset); keep the request's
+                // task from being held long if one happens (the request fails with 500, retried).
+                conn.busy_timeout(Duration::from_secs(1))?;
+                conn
+            }
+        };
+        let rows = conn
+            .prepare_cached("SELECT arm, successes, failures FROM arm_stats WHERE cell = $1")?
+            .query_map([cell], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < Self::KEEP {
+            idle.push(conn);
+        }
+        Ok(rows)
+    }
+}
+
 // After the row macros, which it uses.
 mod writer;
 
@@ -469,7 +572,15 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                Backend::Sqlite { write, read }
+                Backend::Sqlite {
+                    write,
+                    read,
+                    path: path.clone(),
+                    hot: Arc::new(HotReaders {
+                        path: path.clone(),
+                        idle: Mutex::new(Vec::new()),
+                    }),
+                }
             }
             Location::Postgres(url) => {
                 let connect = PgConnectOptions::from_str(url).map_err(|e| {
@@ -483,16 +594,20 @@ impl Store {
                 Backend::Postgres(pool)
             }
         };
-        let store = Store {
-            // PostgreSQL: up to 4 concurrent write batches, leaving most connections to reads.
-            writer: Writer::spawn(
-                backend.clone(),
-                (options.max_connections / 4).clamp(1, 4) as usize,
-            ),
+        migrations::migrate(&backend).await?;
+        let keys = Arc::new(KeyCache::default());
+        // After the migrations: the SQLite writer prepares statements on the tables.
+        // PostgreSQL: up to 4 concurrent write batches, leaving most connections to reads.
+        let writer = Writer::spawn(
+            &backend,
+            (options.max_connections / 4).clamp(1, 4) as usize,
+            keys.clone(),
+        )?;
+        Ok(Store {
             backend,
-        };
-        store.migrate().await?;
-        Ok(store)
+            writer,
+            keys,
+        })
     }
 
     /// Which database this is.
@@ -506,7 +621,7 @@ impl Store {
     /// Closes the pools (waits for connections in use to come back).
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { write, read } => {
+            Backend::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -616,17 +731,22 @@ impl Store {
 
     /// Posterior counters of `arms` in `cell`, in the order given (zero for arms never seen).
     pub async fn arm_counts(&self, cell: &str, arms: &[String]) -> Result<Vec<ArmCounts>> {
-        let rows: Vec<(String, i64, i64)> = on_backend!(self, read pool => {
-            let rows = sqlx::query("SELECT arm, successes, failures FROM arm_stats WHERE cell = $1")
-                .bind(cell)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push((row.try_get("arm")?, row.try_get("successes")?, row.try_get("failures")?));
-            }
-            out
-        });
+        let rows: Vec<(String, i64, i64)> = if let Backend::Sqlite { hot, .. } = &self.backend {
+            hot.arm_counts(cell)
+                .map_err(|e| StoreError::Sqlite(format!("reading arm_stats: {e}")))?
+        } else {
+            on_backend!(self, read pool => {
+                let rows = sqlx::query("SELECT arm, successes, failures FROM arm_stats WHERE cell = $1")
+                    .bind(cell)
+                    .fetch_all(pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    out.push((row.try_get("arm")?, row.try_get("successes")?, row.try_get("failures")?));
+                }
+                out
+            })
+        };
         Ok(arms
             .iter()
             .map(|arm| {
@@ -717,8 +837,10 @@ impl Store {
         ))
     }
 
-    /// Revokes a key; false when there is no such key or it was already revoked.
+    /// Revokes a key; false when there is no such key or it was already revoked. Applies to the
+    /// next write committed, here or in any process sharing the database.
     pub async fn revoke_key(&self, id: i64) -> Result<bool> {
+        self.keys.forget(id);
         let done = on_backend!(self, write pool => {
             sqlx::query("UPDATE api_keys SET revoked_ts = $1 WHERE id = $2 AND revoked_ts IS NULL")
                 .bind(now_ms())
@@ -744,14 +866,36 @@ impl Store {
         })
     }
 
-    /// The live (not revoked) key with this plaintext, if any.
+    /// The live (not revoked) key with this plaintext, if any: one lookup in the database.
     pub async fn authenticate(&self, key: &str) -> Result<Option<ApiKeyInfo>> {
         let hash = keys::hash(key);
+        self.authenticate_hash(&hash).await
+    }
+
+    /// Like [`Store::authenticate`], for a request whose only effects are writes through the
+    /// group commit (turns, feedback, decisions, with the key's id as their `key_id`): a key
+    /// found live before is taken from memory, with no database round trip. Revocation still
+    /// applies at once: the commit checks each write's key in its own transaction and refuses a
+    /// revoked one ([`StoreError::KeyRevoked`]). An unknown or revoked key is looked up every
+    /// time (only live keys are remembered).
+    pub async fn authenticate_for_write(&self, key: &str) -> Result<Option<ApiKeyInfo>> {
+        let hash = keys::hash(key);
+        if let Some(found) = self.keys.get(&hash) {
+            return Ok(Some(found));
+        }
+        let found = self.authenticate_hash(&hash).await?;
+        if let Some(found) = &found {
+            self.keys.insert(hash, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn authenticate_hash(&self, hash: &str) -> Result<Option<ApiKeyInfo>> {
         on_backend!(self, read pool => {
             let row = sqlx::query(
                 "SELECT id, scopes, label, created_ts, revoked_ts FROM api_keys WHERE hash = $1 AND revoked_ts IS NULL",
             )
-            .bind(&hash)
+            .bind(hash)
             .fetch_optional(pool)
             .await?;
             match row {

@@ -13,6 +13,10 @@
 //! every event with its own idempotency key. A request without an answer (server killed,
 //! connection reset, 5xx, 429) is sent again with the same key and body until acknowledged, as a
 //! real client would; the server answers a retry of a committed event with the stored row.
+//! Each agent keeps one HTTP/1.1 keep-alive connection, spoken by a small hand-written client
+//! (`worker::Conn`), so that the load generator, which shares the cores with the server, costs
+//! as little as it can (it used reqwest until the SQLite store got fast enough for that to
+//! matter).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -758,7 +762,6 @@ mod worker {
 
     struct Shared {
         config: Config,
-        client: reqwest::Client,
         start: Instant,
         end: Instant,
         give_up: Instant,
@@ -782,14 +785,8 @@ mod worker {
             let start = Instant::now();
             let end = start + Duration::from_secs_f64(config.seconds);
             let give_up = end + Duration::from_secs_f64(config.give_up_after_s);
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(config.concurrency)
-                .timeout(Duration::from_secs(10))
-                .build()
-                .context("building the HTTP client")?;
             let shared = Arc::new(Shared {
                 config,
-                client,
                 start,
                 end,
                 give_up,
@@ -841,6 +838,7 @@ mod worker {
 
     async fn agent(shared: Arc<Shared>, agent_no: usize) {
         let prefix = format!("{}a{agent_no}-", shared.config.prefix);
+        let mut conn = Conn::new(&shared.config.addr, &shared.config.key);
         let mut turn_no = 0usize;
         while Instant::now() < shared.end {
             let pick = agent_no * 7 + turn_no;
@@ -848,6 +846,7 @@ mod worker {
             // The policy's choice is not an event: an unacknowledged one is asked again.
             let Some(choice) = send(
                 &shared,
+                &mut conn,
                 "/v1/policy/choose",
                 &json!({ "user_message": message }),
                 None,
@@ -867,7 +866,8 @@ mod worker {
                 "client_ts": format!("{}", unix_ms()),
                 "idempotency_key": turn_key,
             });
-            let Some(ack) = send(&shared, "/v1/turns", &turn, Some(&turn_key)).await else {
+            let Some(ack) = send(&shared, &mut conn, "/v1/turns", &turn, Some(&turn_key)).await
+            else {
                 turn_no += 1;
                 continue;
             };
@@ -895,7 +895,9 @@ mod worker {
                 };
                 event["turn_id"] = json!(turn_id);
                 event["idempotency_key"] = json!(key);
-                if let Some(ack) = send(&shared, "/v1/feedback", &event, Some(&key)).await {
+                if let Some(ack) =
+                    send(&shared, &mut conn, "/v1/feedback", &event, Some(&key)).await
+                {
                     match ack.body["id"].as_i64() {
                         Some(id) => {
                             record_ack(&shared, &key, id, Some(turn_id), ack.micros, ack.replayed)
@@ -920,8 +922,13 @@ mod worker {
     /// Posts until acknowledged (2xx), retrying what got no answer with the same body; `None`
     /// after giving up (recorded as unacknowledged when `key` is given) or on a 4xx (recorded
     /// as rejected: the load sends only valid requests).
-    async fn send(shared: &Shared, path: &str, body: &Value, key: Option<&str>) -> Option<Ack> {
-        let url = format!("http://{}{path}", shared.config.addr);
+    async fn send(
+        shared: &Shared,
+        conn: &mut Conn,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Option<Ack> {
         let body = body.to_string();
         let mut backoff = Duration::from_millis(5);
         for attempt in 0u32.. {
@@ -937,21 +944,17 @@ mod worker {
                 backoff = (backoff * 2).min(Duration::from_millis(200));
             }
             let sent = Instant::now();
-            let reply = shared
-                .client
-                .post(&url)
-                .bearer_auth(&shared.config.key)
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            let Ok(reply) = reply else { continue };
-            let status = reply.status();
-            let replayed = reply.headers().contains_key("idempotent-replayed");
-            let Ok(bytes) = reply.bytes().await else {
+            let Ok(Reply {
+                status,
+                replayed,
+                body: bytes,
+            }) = conn
+                .post(path, body.as_bytes(), Duration::from_secs(10))
+                .await
+            else {
                 continue;
             };
-            if status.is_success() {
+            if (200..300).contains(&status) {
                 let micros = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 return Some(Ack {
@@ -960,7 +963,7 @@ mod worker {
                     replayed,
                 });
             }
-            if status.as_u16() == 429 || status.is_server_error() {
+            if status == 429 || status >= 500 {
                 continue;
             }
             record_rejected(
@@ -970,6 +973,149 @@ mod worker {
             return None;
         }
         None
+    }
+
+    /// One agent's keep-alive HTTP/1.1 connection to the server, written by hand.
+    ///
+    /// Why not reqwest: the client processes share the machine's cores with the server, so
+    /// what a client spends per request is taken from the server being measured; reqwest and
+    /// hyper's client (a dispatch task and channel per connection, header maps, pooled
+    /// connection checkout) cost several times what the exchange itself does. Here a request
+    /// is one `write` of a prebuilt head and body and a read of the reply, on the agent's own
+    /// connection; the server sees the same HTTP/1.1 keep-alive traffic as before. Any failure
+    /// (refused, reset by the kill -9, timeout, a reply it cannot read) drops the connection;
+    /// the caller retries on a fresh one.
+    struct Conn {
+        addr: String,
+        auth: String,
+        stream: Option<tokio::net::TcpStream>,
+        request: Vec<u8>,
+        buf: Vec<u8>,
+    }
+
+    /// A reply: its status, whether it was an idempotent replay, its body.
+    struct Reply {
+        status: u16,
+        replayed: bool,
+        body: Vec<u8>,
+    }
+
+    /// Largest reply head and body accepted (the server's replies are a few hundred bytes).
+    const MAX_REPLY: usize = 1 << 20;
+
+    impl Conn {
+        fn new(addr: &str, key: &str) -> Conn {
+            Conn {
+                addr: addr.to_string(),
+                auth: format!("Bearer {key}"),
+                stream: None,
+                request: Vec::with_capacity(1024),
+                buf: Vec::with_capacity(1024),
+            }
+        }
+
+        /// POSTs a JSON body to `path` and reads the whole reply, within `timeout`.
+        async fn post(
+            &mut self,
+            path: &str,
+            body: &[u8],
+            timeout: Duration,
+        ) -> std::io::Result<Reply> {
+            match tokio::time::timeout(timeout, self.exchange(path, body)).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(err)) => {
+                    self.stream = None;
+                    Err(err)
+                }
+                Err(_) => {
+                    self.stream = None;
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "timed out",
+                    ))
+                }
+            }
+        }
+
+        async fn exchange(&mut self, path: &str, body: &[u8]) -> std::io::Result<Reply> {
+            use std::io::Write as _;
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if self.stream.is_none() {
+                let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+                stream.set_nodelay(true)?;
+                self.stream = Some(stream);
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                unreachable!("connected above")
+            };
+            self.request.clear();
+            write!(
+                self.request,
+                "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                self.addr,
+                self.auth,
+                body.len()
+            )?;
+            self.request.extend_from_slice(body);
+            stream.write_all(&self.request).await?;
+            self.buf.clear();
+            let bad =
+                |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+            loop {
+                if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = std::str::from_utf8(&self.buf[..end])
+                        .map_err(|_| bad("reply head is not UTF-8"))?;
+                    let mut lines = head.split("\r\n");
+                    let status: u16 = lines
+                        .next()
+                        .and_then(|l| l.split(' ').nth(1))
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| bad("no status line"))?;
+                    let (mut length, mut replayed, mut close) = (None, false, false);
+                    for line in lines {
+                        let Some((name, value)) = line.split_once(':') else {
+                            continue;
+                        };
+                        let value = value.trim();
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.parse::<usize>().ok();
+                        } else if name.eq_ignore_ascii_case("idempotent-replayed") {
+                            replayed = true;
+                        } else if name.eq_ignore_ascii_case("connection") {
+                            close = value.eq_ignore_ascii_case("close");
+                        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                            return Err(bad("chunked replies are not expected from the server"));
+                        }
+                    }
+                    let length = length.ok_or_else(|| bad("reply without content-length"))?;
+                    let start = end + 4;
+                    if length > MAX_REPLY {
+                        return Err(bad("reply too large"));
+                    }
+                    while self.buf.len() < start + length {
+                        if stream.read_buf(&mut self.buf).await? == 0 {
+                            return Err(bad("connection closed mid-reply"));
+                        }
+                    }
+                    let body = self.buf[start..start + length].to_vec();
+                    if close {
+                        self.stream = None;
+                    }
+                    return Ok(Reply {
+                        status,
+                        replayed,
+                        body,
+                    });
+                }
+                if self.buf.len() > MAX_REPLY {
+                    return Err(bad("reply head too large"));
+                }
+                if stream.read_buf(&mut self.buf).await? == 0 {
+                    return Err(bad("connection closed before a reply"));
+                }
+            }
+        }
     }
 
     fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Report> {

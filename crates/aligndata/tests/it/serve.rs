@@ -301,6 +301,37 @@ fn keys_create_list_revoke_and_the_server_honours_them() {
     let (status, body) =
         http(&server.addr, "GET", "/v1/stats/cells", &reader, None).expect("stats");
     assert_eq!(status, 401, "a revoked key is refused at once: {body}");
+
+    // A write key the server has already seen (and remembers) is refused from the next write
+    // on once another process revokes it.
+    let writer = create_key(&ctx, &db, "ingest");
+    let choose = |key: &str| {
+        http(
+            &server.addr,
+            "POST",
+            "/v1/policy/choose",
+            key,
+            Some(&json!({ "cell": "c" })),
+        )
+        .expect("choose")
+    };
+    let (status, body) = choose(&writer);
+    assert_eq!(status, 200, "{body}");
+    let list = ctx.run(&["keys", "list", "--db", &db, "--json"]);
+    let newest = list.json()["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().filter_map(|k| k["id"].as_i64()).max())
+        .expect("a key id");
+    assert_eq!(
+        ctx.run(&["keys", "revoke", "--db", &db, &newest.to_string()])
+            .code,
+        0
+    );
+    let (status, body) = choose(&writer);
+    assert_eq!(
+        status, 401,
+        "a revoked write key is refused at once: {body}"
+    );
 }
 
 #[test]
