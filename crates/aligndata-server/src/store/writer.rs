@@ -394,20 +394,7 @@ mod pg_ops {
             deltas.entry((cell.clone(), arm.clone())).or_default()[2] += 1;
         }
         Ok(Receipt {
-            value: Turn {
-                id,
-                conversation_id: new.conversation_id.clone(),
-                user_message: new.user_message.clone(),
-                agent_response: new.agent_response.clone(),
-                policy_version,
-                cell,
-                arm,
-                propensity,
-                decision_id: new.decision_id,
-                candidates: new.candidates.clone(),
-                client_ts: new.client_ts.clone(),
-                server_ts: now,
-            },
+            value: stored_turn(new, id, policy_version, cell, arm, propensity, now),
             replayed: false,
         })
     }
@@ -525,5 +512,31 @@ mod pg_ops {
             .fetch_one(&mut *tx)
             .await?;
         Ok(id)
+    }
+}
+
+/// The turn a request stored, as its receipt returns it (both writers).
+pub(super) fn stored_turn(
+    new: &NewTurn,
+    id: i64,
+    policy_version: Option<String>,
+    cell: String,
+    arm: Option<String>,
+    propensity: Option<f64>,
+    now: i64,
+) -> Turn {
+    Turn {
+        id,
+        conversation_id: new.conversation_id.clone(),
+        user_message: new.user_message.clone(),
+        agent_response: new.agent_response.clone(),
+        policy_version,
+        cell,
+        arm,
+        propensity,
+        decision_id: new.decision_id,
+        candidates: new.candidates.clone(),
+        client_ts: new.client_ts.clone(),
+        server_ts: now,
     }
 }

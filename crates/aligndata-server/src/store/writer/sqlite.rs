@@ -254,20 +254,7 @@ fn record_turn(
         deltas.entry((cell.clone(), arm.clone())).or_default()[2] += 1;
     }
     Ok(Ok(Receipt {
-        value: Turn {
-            id,
-            conversation_id: new.conversation_id.clone(),
-            user_message: new.user_message.clone(),
-            agent_response: new.agent_response.clone(),
-            policy_version,
-            cell,
-            arm,
-            propensity,
-            decision_id: new.decision_id,
-            candidates: new.candidates.clone(),
-            client_ts: new.client_ts.clone(),
-            server_ts: now,
-        },
+        value: super::stored_turn(new, id, policy_version, cell, arm, propensity, now),
         replayed: false,
     }))
 }
