@@ -453,8 +453,9 @@ Training labels come from: a dataset's `intended` cells (synthetic records; the 
 `labels` (--from labels, optionally --from labels:METHOD), or a JSONL file (--label-field,
 optionally --text-field and --label-map). A label is mapped through --label-map (a YAML or JSON
 map from your label to a list of `dimension=value`), or read as `dimension=value`, or as a value id
-that only one dimension has. Per-label thresholds are tuned on a held-out share (--holdout), or
-on out-of-fold scores of a cross-validation (--folds 5).
+that only one dimension has. Per-label thresholds are tuned on out-of-fold scores of a 5-fold
+cross-validation and the model is then refitted on every example (--folds N; --folds 0 tunes them
+on a held-out share instead, --holdout, in one fit).
 
 Features (--features): `tfidf+embedding` (the default: TF-IDF word unigrams and bigrams, and
 character 2-4-grams inside words (--char-ngrams), beside the embedding, one logistic regression
@@ -499,16 +500,16 @@ pub struct LabelTrainArgs {
     /// iterations (with tfidf, default 100).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// L2 penalty per example (default 7e-6 with tfidf, 1e-4 embedding only).
+    /// L2 penalty per example (default 2.8e-5 with tfidf, 1e-4 embedding only).
     #[arg(long)]
     pub l2: Option<f32>,
-    /// Share held out to tune thresholds (when --folds is below 2).
+    /// Share held out to tune thresholds (only with --folds 0).
     #[arg(long, default_value_t = 0.15)]
     pub holdout: f64,
     /// Tune thresholds on out-of-fold scores of an N-fold cross-validation, then refit on every
-    /// example (N + 1 fits: slower, and no example is kept out of the final model). 0 or 1: one
-    /// held-out split (--holdout).
-    #[arg(long, default_value_t = 0)]
+    /// example (N + 1 fits, and no example is kept out of the final model). 0 or 1: one
+    /// held-out split (--holdout), faster.
+    #[arg(long, default_value_t = 5)]
     pub folds: usize,
     /// Seed of the split and shuffles.
     #[arg(long, default_value_t = 1)]
