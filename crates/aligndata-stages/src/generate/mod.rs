@@ -719,10 +719,15 @@ pub fn generate(
                         Backend::Model { template, .. }
                             if template.kind == PromptKind::Continuation =>
                         {
-                            let (line, more) = parse::first_line(&raw);
+                            let (line, more, titled) = parse::message_line(&raw);
                             let mut p = parse_output(line, truncated && !more);
-                            if more && let Parsed::Text { fixes, .. } = &mut p {
-                                fixes.push("extra-lines");
+                            if let Parsed::Text { fixes, .. } = &mut p {
+                                if titled {
+                                    fixes.push("title-skipped");
+                                }
+                                if more {
+                                    fixes.push("extra-lines");
+                                }
                             }
                             p
                         }

@@ -167,6 +167,25 @@ pub fn first_line(raw: &str) -> (&str, bool) {
     (first, lines.next().is_some())
 }
 
+/// Like [`first_line`], but a short first line (under 3 words) followed by a real one is taken
+/// as a title and skipped: small models often open a post with a heading ("Abusive Romance",
+/// then the message). Returns the line, whether more lines followed it, and whether a title was
+/// skipped. Without this, such attempts were rejected as too short and paid for again.
+pub fn message_line(raw: &str) -> (&str, bool, bool) {
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.iter().position(|l| words(l) >= 3) {
+        Some(i) if i > 0 => (lines[i], lines.len() > i + 1, true),
+        _ => {
+            let (line, more) = first_line(raw);
+            (line, more, false)
+        }
+    }
+}
+
 fn words(s: &str) -> usize {
     s.split_whitespace()
         .filter(|w| w.chars().any(char::is_alphanumeric))
@@ -286,5 +305,14 @@ mod tests {
             ("my first line", true)
         );
         assert_eq!(first_line("only"), ("only", false));
+        assert_eq!(
+            message_line("\n\nAbusive Romance\n\nI just don't know what to do.\nmore"),
+            ("I just don't know what to do.", true, true)
+        );
+        assert_eq!(message_line("ok\nfine"), ("ok", true, false));
+        assert_eq!(
+            message_line("A whole message here.\nnext"),
+            ("A whole message here.", true, false)
+        );
     }
 }

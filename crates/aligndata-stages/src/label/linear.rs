@@ -111,6 +111,9 @@ impl TrainConfig {
     }
 }
 
+/// One label's fit: (weights, bias), and the scores and truth its threshold is tuned on.
+type FittedLabel = ((Vec<f32>, f32), Vec<f32>, Vec<bool>);
+
 /// Feature rows in compressed sparse row form (one row per example, `(feature, value)` pairs).
 #[derive(Debug, Clone, Default)]
 pub struct Rows {
@@ -421,7 +424,7 @@ impl LinearClassifier {
         };
 
         // Per label: the final weights, and the scores and truth its threshold is tuned on.
-        let trained: Vec<((Vec<f32>, f32), Vec<f32>, Vec<bool>)> = if cross_validate {
+        let trained: Vec<FittedLabel> = if cross_validate {
             let mut order: Vec<usize> = (0..n).collect();
             Rng::new(config.seed).shuffle(&mut order);
             let mut out_of_fold = vec![vec![0f32; n]; k];
