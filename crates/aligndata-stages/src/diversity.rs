@@ -194,7 +194,13 @@ fn vendi_from_gram(embeddings: &[Vec<f32>]) -> f64 {
         .map(|e| {
             let norm = e.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
             e.iter()
-                .map(|x| if norm > 0.0 { f64::from(*x) / norm } else { 0.0 })
+                .map(|x| {
+                    if norm > 0.0 {
+                        f64::from(*x) / norm
+                    } else {
+                        0.0
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -202,7 +208,12 @@ fn vendi_from_gram(embeddings: &[Vec<f32>]) -> f64 {
     let mut gram = vec![0.0f64; n * n];
     for a in 0..n {
         for b in a..n {
-            let v = rows[a].iter().zip(&rows[b]).map(|(x, y)| x * y).sum::<f64>() / n as f64;
+            let v = rows[a]
+                .iter()
+                .zip(&rows[b])
+                .map(|(x, y)| x * y)
+                .sum::<f64>()
+                / n as f64;
             gram[a * n + b] = v;
             gram[b * n + a] = v;
         }

@@ -244,7 +244,11 @@ pub fn estimate_jaccard(a: &[u8], b: &[u8]) -> f64 {
         })
         .sum();
     let tail = a.len() / 32 * 32;
-    same += a[tail..].iter().zip(&b[tail..]).map(|(p, q)| u32::from(p == q)).sum::<u32>();
+    same += a[tail..]
+        .iter()
+        .zip(&b[tail..])
+        .map(|(p, q)| u32::from(p == q))
+        .sum::<u32>();
     let agree = f64::from(same) / a.len() as f64;
     const C: f64 = 1.0 / 256.0;
     ((agree - C) / (1.0 - C)).clamp(0.0, 1.0)

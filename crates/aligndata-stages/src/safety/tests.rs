@@ -291,13 +291,22 @@ fn detector_on_fresh_blind_set() {
         return;
     }
     let cases = load("blind2.jsonl");
-    assert!(cases.len() >= 200, "the blind set holds {} cases", cases.len());
+    assert!(
+        cases.len() >= 200,
+        "the blind set holds {} cases",
+        cases.len()
+    );
     let rules = Detector::default();
     let (p_rules, r_rules, _) = measure_with(&rules, "blind2.jsonl, rules only", &cases, false);
     let Some(embedder) = minilm() else { return };
     let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
     let det = Detector::with_classifier(check);
-    let (p, r, _) = measure_with(&det, "blind2.jsonl, rules + MiniLM classifier", &cases, false);
+    let (p, r, _) = measure_with(
+        &det,
+        "blind2.jsonl, rules + MiniLM classifier",
+        &cases,
+        false,
+    );
     let (min_p, min_r, min_p_rules, min_r_rules) = BLIND2_THRESHOLDS;
     assert!(r >= min_r, "blind2 recall {r:.3} < {min_r}");
     assert!(p >= min_p, "blind2 precision {p:.3} < {min_p}");
