@@ -238,15 +238,8 @@ impl CrisisModel {
         // The head is fitted on whole texts; the sentences of multi-sentence examples are embedded
         // too, so that the out-of-fold probabilities the thresholds come from are scored exactly
         // as `ClassifierCheck` scores at detection time (see `combine`).
-        let mut texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-        let mut owner: Vec<usize> = Vec::new();
-        for (i, e) in examples.iter().enumerate() {
-            let parts = sentences(&e.text);
-            if parts.len() >= 2 {
-                owner.extend(std::iter::repeat_n(i, parts.len()));
-                texts.extend(parts);
-            }
-        }
+        let whole: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+        let (texts, owner) = with_sentences(&whole);
         let mut rows = embedder
             .embed(&texts)
             .context("embedding the crisis training examples")?;
@@ -265,13 +258,9 @@ impl CrisisModel {
                 }
             }
             let m = LogisticHead::fit(&xtr, &ytr)?;
-            let mut best: Vec<Option<f32>> = vec![None; examples.len()];
-            for (row, &i) in sentence_rows.iter().zip(&owner) {
-                if i % FOLDS == fold {
-                    let p = m.probability(row);
-                    best[i] = Some(best[i].map_or(p, |b| b.max(p)));
-                }
-            }
+            let best = best_sentence(&sentence_rows, &owner, examples.len(), |i, row| {
+                (i % FOLDS == fold).then(|| m.probability(row))
+            });
             for (i, x) in features.iter().enumerate() {
                 if i % FOLDS == fold {
                     oof[i] = combine(m.probability(x), best[i]);
@@ -323,6 +312,38 @@ pub fn sentences(text: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|s| s.split_whitespace().count() >= 3)
         .collect()
+}
+
+/// `texts`, followed by the sentences of each text that has several ([`sentences`]), and for
+/// each of those sentences the index of its text.
+pub fn with_sentences<'t>(texts: &[&'t str]) -> (Vec<&'t str>, Vec<usize>) {
+    let mut all = texts.to_vec();
+    let mut owner = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let parts = sentences(t);
+        if parts.len() >= 2 {
+            owner.extend(std::iter::repeat_n(i, parts.len()));
+            all.extend(parts);
+        }
+    }
+    (all, owner)
+}
+
+/// Per text (of `n`), the highest probability among its sentences' rows (`owner` as from
+/// [`with_sentences`]); `score` returns `None` for a row to leave out. `None`: scored whole only.
+pub fn best_sentence(
+    rows: &[Vec<f32>],
+    owner: &[usize],
+    n: usize,
+    score: impl Fn(usize, &[f32]) -> Option<f32>,
+) -> Vec<Option<f32>> {
+    let mut best: Vec<Option<f32>> = vec![None; n];
+    for (row, &i) in rows.iter().zip(owner) {
+        if let (Some(p), Some(b)) = (score(i, row), best.get_mut(i)) {
+            *b = Some(b.map_or(p, |x| x.max(p)));
+        }
+    }
+    best
 }
 
 /// The probability of a text from its whole-text probability and, for a text of several

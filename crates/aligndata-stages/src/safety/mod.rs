@@ -194,29 +194,19 @@ impl<'a> ClassifierCheck<'a> {
     /// of several sentences (of at least three words), raised towards its best sentence's
     /// ([`classifier::combine`]).
     pub fn probabilities(&self, texts: &[&str]) -> Result<Vec<f32>> {
-        let mut all: Vec<&str> = texts.to_vec();
-        let mut owner: Vec<usize> = Vec::new();
-        if self.per_sentence {
-            for (i, t) in texts.iter().enumerate() {
-                let parts = classifier::sentences(t);
-                if parts.len() >= 2 {
-                    owner.extend(std::iter::repeat_n(i, parts.len()));
-                    all.extend(parts);
-                }
-            }
-        }
+        let (all, owner) = if self.per_sentence {
+            classifier::with_sentences(texts)
+        } else {
+            (texts.to_vec(), Vec::new())
+        };
         let mut rows = self
             .embedder
             .embed(&all)
             .context("embedding inputs for the crisis classifier")?;
         let sentence_rows = rows.split_off(texts.len().min(rows.len()));
-        let mut best: Vec<Option<f32>> = vec![None; texts.len()];
-        for (row, &i) in sentence_rows.iter().zip(&owner) {
-            let p = self.model.probability(row);
-            if let Some(b) = best.get_mut(i) {
-                *b = Some(b.map_or(p, |x| x.max(p)));
-            }
-        }
+        let best = classifier::best_sentence(&sentence_rows, &owner, texts.len(), |_, row| {
+            Some(self.model.probability(row))
+        });
         Ok(rows
             .iter()
             .zip(best)
