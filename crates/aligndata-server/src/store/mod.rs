@@ -57,11 +57,11 @@ pub enum BackendKind {
 #[derive(Clone)]
 enum Backend {
     /// `write` (one connection) serves migrations and key writes; turns, feedback and decisions
-    /// go through the writer thread's own connection to `path` (`writer/sqlite.rs`).
+    /// go through the writer thread's own connection to the file at `hot.path`
+    /// (`writer/sqlite.rs`).
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
-        path: PathBuf,
         /// Plain connections for the policy's per-request counter read (`arm_counts`).
         hot: Arc<HotReaders>,
     },
@@ -499,6 +499,7 @@ macro_rules! key_from_row {
 /// the runtime for longer than parsing the request does. Connections are opened read-only on
 /// first use and kept (a few) for the next requests.
 struct HotReaders {
+    /// The database file.
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
@@ -575,7 +576,6 @@ impl Store {
                 Backend::Sqlite {
                     write,
                     read,
-                    path: path.clone(),
                     hot: Arc::new(HotReaders {
                         path: path.clone(),
                         idle: Mutex::new(Vec::new()),

@@ -91,7 +91,8 @@ impl Writer {
     pub(super) fn spawn(backend: &Backend, writers: usize, keys: Arc<KeyCache>) -> Result<Writer> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         match backend {
-            Backend::Sqlite { path, .. } => {
+            Backend::Sqlite { hot, .. } => {
+                let path = &hot.path;
                 let conn = sqlite::open(path).map_err(|e| {
                     StoreError::Location(format!("cannot open {} for writing: {e}", path.display()))
                 })?;
