@@ -317,7 +317,7 @@ mod tests {
             let again = cache.choose("c", &arms, &config, &mut rng).unwrap();
             assert_eq!(again.probabilities, first.probabilities);
         }
-        // One more success for `b`: estimated again (and now favouring b).
+        // More successes for `b`: estimated again (and now favouring b).
         let changed = [counts("a", 5, 5), counts("b", 60, 5)];
         let later = cache.choose("c", &changed, &config, &mut rng).unwrap();
         assert_ne!(later.probabilities, first.probabilities);
