@@ -52,7 +52,9 @@ use rayon::prelude::*;
 
 use super::qmat::{BlockQ8_1, QK, QMat, WeightKind, quantize_rows};
 use super::tokenizer::GgufTokenizer;
-use super::{Completion, CompletionRequest, FinishReason, Llm, Stats, Usage, apply_stop};
+use super::{
+    Completion, CompletionRequest, FinishReason, Llm, Stats, Usage, apply_stop, cut_after_line,
+};
 
 /// Options for [`LocalLlm`].
 #[derive(Debug, Clone)]
@@ -797,6 +799,8 @@ struct Active {
     rng: StdRng,
     checked: usize,
     stopped: bool,
+    /// The output so far has a non-space character (see `CompletionRequest::require_text`).
+    has_text: bool,
 }
 
 impl LocalLlm {
@@ -964,7 +968,11 @@ impl LocalLlm {
             .collect();
         let mut text = self.tok.decode(&ids)?;
         let mut reason = reason;
-        if apply_stop(&mut text, &req.stop, 0) {
+        if apply_stop(&mut text, &req.stop, 0)
+            | req
+                .stop_after_line
+                .is_some_and(|n| cut_after_line(&mut text, n, 0))
+        {
             reason = FinishReason::Stop;
         }
         if req.json_mode
@@ -1049,6 +1057,7 @@ impl Llm for LocalLlm {
                     rng: StdRng::seed_from_u64(requests[i].seed),
                     checked: 0,
                     stopped: false,
+                    has_text: false,
                 });
             }
             if active.is_empty() {
@@ -1079,19 +1088,32 @@ impl Llm for LocalLlm {
                 }
             };
             let mut still = Vec::with_capacity(active.len());
-            for (mut a, lg) in active.drain(..).zip(logits) {
+            for (mut a, mut lg) in active.drain(..).zip(logits) {
                 let req = &requests[a.idx];
+                if req.require_text && !a.has_text {
+                    for &t in &self.tok.end_of_generation {
+                        if let Some(l) = lg.get_mut(t as usize) {
+                            *l = f32::NEG_INFINITY;
+                        }
+                    }
+                }
                 let tok = sample(&lg, req.temperature, req.top_p, &mut a.rng);
                 a.generated.push(tok);
                 let mut done = None;
+                let watch_text = !req.stop.is_empty()
+                    || req.stop_after_line.is_some()
+                    || (req.require_text && !a.has_text);
                 if !self.cfg.ignore_eos && self.tok.end_of_generation.contains(&tok) {
                     done = Some(FinishReason::Stop);
-                } else if !req.stop.is_empty()
-                    && let Ok(mut text) = self.tok.decode(&a.generated)
-                {
+                } else if watch_text && let Ok(mut text) = self.tok.decode(&a.generated) {
                     let from = a.checked;
                     a.checked = text.len();
-                    if apply_stop(&mut text, &req.stop, from) {
+                    a.has_text = a.has_text || text.contains(|c: char| !c.is_whitespace());
+                    if apply_stop(&mut text, &req.stop, from)
+                        || req
+                            .stop_after_line
+                            .is_some_and(|n| cut_after_line(&mut text, n, from))
+                    {
                         a.stopped = true;
                         done = Some(FinishReason::Stop);
                     }

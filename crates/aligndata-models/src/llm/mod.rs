@@ -69,6 +69,19 @@ pub struct CompletionRequest {
     pub stop: Vec<String>,
     /// Ask for a JSON object (OpenAI: `response_format`; the reply is parsed and repaired).
     pub json_mode: bool,
+    /// Also stop at the end of the first line of at least this many words (see
+    /// [`cut_after_line`]): for continuations whose answer is one line, everything the model
+    /// writes after that line is wasted. The local backend stops generating there; the
+    /// OpenAI-compatible one cuts the reply there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after_line: Option<u32>,
+    /// No end of generation before the first non-space character: a small model asked to
+    /// continue a list often ends at once, and an empty answer is a wasted attempt. The local
+    /// backend masks its end-of-generation tokens until then; others ignore it.
+    // Both fields are left out of the serialised request when unset, so cache keys of requests
+    // that do not use them are what they were before the fields existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_text: bool,
 }
 
 impl Default for CompletionRequest {
@@ -82,6 +95,8 @@ impl Default for CompletionRequest {
             seed: 0,
             stop: Vec::new(),
             json_mode: false,
+            stop_after_line: None,
+            require_text: false,
         }
     }
 }
@@ -255,9 +270,49 @@ pub(crate) fn apply_stop(text: &mut String, stop: &[String], from: usize) -> boo
     }
 }
 
+/// Cuts `text` at the first newline (at byte `from` or later) that ends a line of at least
+/// `min_words` words (whitespace-separated tokens with a letter or digit); true if it cut.
+pub(crate) fn cut_after_line(text: &mut String, min_words: u32, from: usize) -> bool {
+    let mut start = from.min(text.len());
+    while start > 0 && !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut search = start;
+    while let Some(rel) = text[search..].find('\n') {
+        let nl = search + rel;
+        let line_start = text[..nl].rfind('\n').map_or(0, |i| i + 1);
+        let words = text[line_start..nl]
+            .split_whitespace()
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .count();
+        if words >= min_words as usize {
+            text.truncate(nl);
+            return true;
+        }
+        search = nl + 1;
+    }
+    false
+}
+
 #[cfg(test)]
 mod unit_tests {
     use super::*;
+
+    #[test]
+    fn line_stop_waits_for_a_line_with_enough_words() {
+        // A leading newline and a short title do not end it; the first real line does.
+        let mut t = "\nTitle: Work\nI redo every slide ten times.\nAnother line".to_string();
+        assert!(cut_after_line(&mut t, 3, 0));
+        assert_eq!(t, "\nTitle: Work\nI redo every slide ten times.");
+        let mut t = "no newline yet but many words".to_string();
+        assert!(!cut_after_line(&mut t, 3, 0));
+        // Only newlines at or after `from` are looked at (earlier ones were checked before).
+        let mut t = "one two three\nfour five six\n".to_string();
+        assert!(cut_after_line(&mut t, 3, 14));
+        assert_eq!(t, "one two three\nfour five six");
+        let mut t = "- - -\n".to_string();
+        assert!(!cut_after_line(&mut t, 3, 0), "punctuation is not words");
+    }
 
     #[test]
     fn stop_strings_cut_at_earliest() {

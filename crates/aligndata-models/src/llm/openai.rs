@@ -561,6 +561,12 @@ impl Shared {
                             }
                         }
                     }
+                    let mut finish_reason = finish_reason;
+                    if let Some(n) = req.stop_after_line
+                        && super::cut_after_line(&mut text, n, 0)
+                    {
+                        finish_reason = FinishReason::Stop;
+                    }
                     return Ok(Completion {
                         text,
                         finish_reason,

@@ -606,3 +606,69 @@ fn kill_9_mid_run_loses_nothing_and_repeats_nothing() {
         "{total} sends for {N_KILL} requests"
     );
 }
+
+/// `stop_after_line` ends a continuation at the end of its first line of enough words (what a
+/// one-line answer needs, nothing after it), and `require_text` keeps a reply from ending before
+/// its first character.
+#[test]
+fn local_line_stop_and_require_text() {
+    let m = smol();
+    let list = CompletionRequest {
+        max_tokens: 60,
+        temperature: 0.0,
+        ..CompletionRequest::raw(
+            "Things people said at the support group, one per line:\n\
+             - I always think my work is not good enough.\n\
+             - My hands shake before every meeting.\n-",
+        )
+    };
+    let free = m.complete_batch(std::slice::from_ref(&list), &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
+    let lines = free
+        .text
+        .lines()
+        .filter(|l| l.split_whitespace().count() >= 3)
+        .count();
+    assert!(
+        lines >= 2,
+        "the free run should write several lines: {free:?}"
+    );
+    let line_stop = CompletionRequest {
+        stop_after_line: Some(3),
+        ..list.clone()
+    };
+    let s = m.complete_batch(&[line_stop], &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
+    assert!(free.text.starts_with(&s.text), "{s:?} vs {free:?}");
+    assert!(!s.text.trim_start().contains('\n'), "{s:?}");
+    assert!(s.text.split_whitespace().count() >= 3, "{s:?}");
+    assert_eq!(s.finish_reason, FinishReason::Stop);
+    assert!(s.usage.completion_tokens < free.usage.completion_tokens);
+
+    // A finished assistant turn: greedily the model ends at once.
+    let done = CompletionRequest {
+        max_tokens: 20,
+        temperature: 0.0,
+        ..CompletionRequest::raw(
+            "<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\nYou're welcome!<|im_end|>",
+        )
+    };
+    let free = m.complete_batch(std::slice::from_ref(&done), &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
+    let forced = CompletionRequest {
+        require_text: true,
+        ..done
+    };
+    let f = m.complete_batch(&[forced], &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
+    assert!(free.text.trim().is_empty(), "{free:?}");
+    assert!(!f.text.trim().is_empty(), "{f:?}");
+}

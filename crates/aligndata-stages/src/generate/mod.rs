@@ -671,6 +671,11 @@ pub fn generate(
                                     // Stop at the next tagged line, not at the first newline: a
                                     // small model often starts its line with a newline.
                                     r.stop = vec!["\n[".to_string()];
+                                    // The parser takes the first line of three words or more
+                                    // (a short title line before it is skipped), so generation
+                                    // ends there; and an empty line is a wasted attempt.
+                                    r.stop_after_line = Some(parse::MESSAGE_MIN_WORDS);
+                                    r.require_text = true;
                                     r
                                 }
                                 PromptKind::Instruction => CompletionRequest::chat(vec![

@@ -167,6 +167,9 @@ pub fn first_line(raw: &str) -> (&str, bool) {
     (first, lines.next().is_some())
 }
 
+/// Words a line needs to be taken as the message rather than a title (see [`message_line`]).
+pub const MESSAGE_MIN_WORDS: u32 = 3;
+
 /// Like [`first_line`], but a short first line (under 3 words) followed by a real one is taken
 /// as a title and skipped: small models often open a post with a heading ("Abusive Romance",
 /// then the message). Returns the line, whether more lines followed it, and whether a title was
@@ -177,7 +180,10 @@ pub fn message_line(raw: &str) -> (&str, bool, bool) {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    match lines.iter().position(|l| words(l) >= 3) {
+    match lines
+        .iter()
+        .position(|l| words(l) >= MESSAGE_MIN_WORDS as usize)
+    {
         Some(i) if i > 0 => (lines[i], lines.len() > i + 1, true),
         _ => {
             let (line, more) = first_line(raw);
