@@ -7,34 +7,115 @@
 //! look-alikes and ordinary distress as negatives, in many registers) separates the two far
 //! better than similarity to a handful of exemplars did (see BENCHMARKS.md).
 //!
-//! The head is a binary logistic regression on standardised features ([`LogisticHead`]), trained
-//! here rather than through the label stage's multi-label `LinearClassifier`: a few dozen lines of
-//! full-batch Adam, and a shipped model whose JSON format does not move when the labeller's
-//! does. Two thresholds:
+//! The head is a binary logistic regression ([`LogisticHead`]) on the MiniLM embedding joined
+//! with hashed word and character n-grams ([`Lexical`]), trained here rather than through the
+//! label stage's multi-label `LinearClassifier`: a few dozen lines of full-batch Adam, and a
+//! shipped model whose JSON format does not move when the labeller's does. Two thresholds:
 //! [`CrisisModel::threshold`] makes a detection on its own, [`CrisisModel::weak_threshold`]
-//! (lower) confirms a weak rule cue. Both are chosen from out-of-fold probabilities on the
-//! training file (k-fold cross-validation), never on the evaluation sets, and those probabilities
-//! are scored exactly as detection scores an input (whole text and best sentence, [`combine`]):
-//! thresholds picked on whole texts and applied to the maximum over sentences let short,
-//! out-of-context sentences through on their own.
+//! (lower) confirms a weak rule cue. Both are chosen on a calibration set written apart from the
+//! training file, with the rules in the loop ([`calibrate`]), never on a blind set; the
+//! probabilities there are scored exactly as detection scores an input (whole text and best
+//! sentence, [`combine`]). Out-of-fold figures on the training file are kept in the model for
+//! reference.
 //!
-//! **Shipped, not trained at load, for MiniLM.** The MiniLM model is small (384 weights plus the
-//! standardisation, ~20 kB of JSON, [`BUILTIN_MINILM`]) and embedding the training file takes a
-//! few seconds on two cores, which every `respond` run would pay; so it is committed, with the
-//! hash of the training file it came from. A test fails when `train.jsonl` changes and the shipped
-//! model was not retrained (it says how). Any other embedder (static, hashed) is trained at load
+//! **Shipped, not trained at load, for MiniLM.** The MiniLM model is small (4,480 weights, ~100 kB
+//! of JSON, [`BUILTIN_MINILM`]) and embedding the training file takes half a minute on two cores,
+//! which every `respond` run would pay; so it is committed, with the hash of what it came from
+//! ([`builtin_hash`]). A test fails when `train.jsonl`, the calibration set or the settings change
+//! and the shipped model was not retrained (it says how). Any other embedder (static, hashed) is trained at load
 //! from the same file: those embed the whole file in milliseconds.
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use aligndata_models::embed::Embedder;
+use aligndata_models::embed::{Embedder, HashedEmbedder, l2_normalize};
 
 /// The training file, built in (see the module docs).
 pub const TRAIN_JSONL: &str = include_str!("../../test_data/safety/train.jsonl");
 
+/// The calibration set, built in: labelled cases written apart from the training file (the
+/// second blind set, spent as a test once measured), on which the thresholds are chosen
+/// ([`calibrate`]).
+pub const CALIBRATION_JSONL: &str = include_str!("../../test_data/safety/calibration.jsonl");
+
 /// The shipped MiniLM model (see the module docs).
 pub const BUILTIN_MINILM: &str = include_str!("crisis-minilm.json");
+
+/// What the built-in model depends on: the training file, the calibration set and the fitting
+/// settings. A shipped model whose hash differs is stale.
+pub fn builtin_hash() -> String {
+    train_hash(&format!(
+        "{TRAIN_JSONL}\n{CALIBRATION_JSONL}\n{:?}",
+        FitOptions::default()
+    ))
+}
+
+/// Sets `model`'s two thresholds to the pair (steps of 0.05) with which the whole detector,
+/// rules and classifier ([`super::Detector::decide`]), reaches the most recall on `cases` at
+/// precision ≥ [`TARGET_PRECISION`]; among equals, the higher precision, then the higher
+/// thresholds. When no pair reaches that precision, the most precise pair.
+///
+/// Why a separate set: out-of-fold scores on the training file are pessimistic in a way that
+/// moves the cut-off, since that file is full of deliberately hard twins (a crisis message and
+/// the same story without the crisis sentence); a set written apart, like the inputs the
+/// detector will meet, is the better judge of where to cut.
+pub fn calibrate(
+    model: &mut CrisisModel,
+    embedder: &dyn Embedder,
+    cases: &[Example],
+) -> Result<()> {
+    let check = super::ClassifierCheck::with_model(embedder, model.clone());
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    let probs = check.probabilities(&texts)?;
+    let detector = super::Detector::default();
+    let rules: Vec<_> = texts.iter().map(|t| detector.rules_for(t)).collect();
+    // (feasible, recall or precision, precision, solo step, weak step)
+    let mut best: Option<((bool, f64, f64, u32, u32), f64, f64)> = None;
+    for solo in 6..=19u32 {
+        for weak in 1..=solo {
+            let m = CrisisModel {
+                threshold: solo as f32 * 0.05,
+                weak_threshold: weak as f32 * 0.05,
+                ..model.clone()
+            };
+            let (mut tp, mut fp, mut fneg) = (0u32, 0u32, 0u32);
+            for ((case, r), p) in cases.iter().zip(&rules).zip(&probs) {
+                match (detector.decide_from(r.clone(), *p, &m).crisis, case.crisis) {
+                    (true, true) => tp += 1,
+                    (true, false) => fp += 1,
+                    (false, true) => fneg += 1,
+                    _ => {}
+                }
+            }
+            let precision = f64::from(tp) / f64::from((tp + fp).max(1));
+            let recall = f64::from(tp) / f64::from((tp + fneg).max(1));
+            let feasible = precision >= TARGET_PRECISION;
+            let key = (
+                feasible,
+                if feasible { recall } else { precision },
+                precision,
+                solo,
+                weak,
+            );
+            if best
+                .as_ref()
+                .is_none_or(|(k, _, _)| key.partial_cmp(k) == Some(std::cmp::Ordering::Greater))
+            {
+                best = Some((key, precision, recall));
+            }
+        }
+    }
+    if let Some(((_, _, _, solo, weak), precision, recall)) = best {
+        model.threshold = solo as f32 * 0.05;
+        model.weak_threshold = weak as f32 * 0.05;
+        model.calibration = Some(Calibration {
+            cases: cases.len(),
+            precision: precision as f32,
+            recall: recall as f32,
+        });
+    }
+    Ok(())
+}
 
 /// One labelled example of the training file.
 #[derive(Debug, Clone, Deserialize)]
@@ -83,11 +164,65 @@ pub struct CrisisModel {
     pub threshold: f32,
     /// Probability at or above which it confirms a weak rule cue.
     pub weak_threshold: f32,
-    /// Out-of-fold precision and recall on the training file at `threshold`.
+    /// Out-of-fold precision and recall on the training file at the classifier-alone cut-off
+    /// chosen out of fold (before calibration; a reference for how separable the file is).
     pub cv_precision: f32,
     pub cv_recall: f32,
+    /// Lexical features joined to the embedding, if any ([`features`]).
+    #[serde(default)]
+    pub lexical: Option<Lexical>,
+    /// Where the thresholds came from when a calibration set chose them ([`calibrate`]).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
     /// The logistic head.
     pub head: LogisticHead,
+}
+
+/// Feature-hashed word and character n-grams ([`HashedEmbedder`] with `dim` buckets), scaled by
+/// `weight` and joined to the embedding, the joined row renormalised.
+///
+/// Why: the embedding of a whole message carries its meaning but blurs the few words that decide
+/// some inputs ("better off without me" against "better off without this job"); the n-grams keep
+/// them, and the head weighs both.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Lexical {
+    pub dim: usize,
+    pub weight: f32,
+}
+
+/// Thresholds chosen on a labelled calibration set with the whole detector (rules and
+/// classifier): the pair with the most recall at precision ≥ [`TARGET_PRECISION`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Cases in the calibration set.
+    pub cases: usize,
+    /// The whole detector's precision and recall there at the chosen thresholds.
+    pub precision: f32,
+    pub recall: f32,
+}
+
+/// The feature rows of `texts`: the embedding, joined with [`Lexical`] features when given.
+pub fn features(
+    embedder: &dyn Embedder,
+    lexical: Option<Lexical>,
+    texts: &[&str],
+) -> Result<Vec<Vec<f32>>> {
+    let rows = embedder.embed(texts)?;
+    let Some(lex) = lexical else {
+        return Ok(rows);
+    };
+    let hashed = HashedEmbedder::new(lex.dim);
+    let mut grams = vec![0f32; hashed.dim()];
+    Ok(rows
+        .into_iter()
+        .zip(texts)
+        .map(|(mut row, text)| {
+            hashed.embed_into(text, &mut grams);
+            row.extend(grams.iter().map(|x| x * lex.weight));
+            l2_normalize(&mut row);
+            row
+        })
+        .collect())
 }
 
 /// Binary logistic regression on standardised features.
@@ -106,13 +241,48 @@ pub struct LogisticHead {
 /// Training settings of the head.
 const EPOCHS: usize = 400;
 const LEARNING_RATE: f32 = 0.01;
-/// Strong: 384 features, a few hundred examples; a weak penalty memorises phrasings.
-const L2: f32 = 0.02;
+/// L2 penalty with standardised features: 384 features, a few hundred examples; a weak penalty
+/// memorises phrasings.
+pub const L2: f32 = 0.02;
+
+/// How the head is fitted, and on which features.
+#[derive(Debug, Clone, Copy)]
+pub struct FitOptions {
+    /// L2 penalty on the weights.
+    pub l2: f32,
+    /// Standardise each feature (mean 0, variance 1) first; off, features are used as they are.
+    /// Off suits hashed n-grams: standardising blows a rare bucket up to the weight of a common
+    /// one.
+    pub standardise: bool,
+    /// Lexical features joined to the embedding.
+    pub lexical: Option<Lexical>,
+}
+
+impl Default for FitOptions {
+    /// The shipped model's settings, chosen on the calibration set (BENCHMARKS.md): the MiniLM
+    /// embedding joined with 4,096 hashed n-gram buckets at weight 0.5, unstandardised, with a
+    /// light penalty.
+    fn default() -> Self {
+        FitOptions {
+            l2: 1e-4,
+            standardise: false,
+            lexical: Some(Lexical {
+                dim: 4096,
+                weight: 0.5,
+            }),
+        }
+    }
+}
 
 impl LogisticHead {
     /// Fits on `rows` (all the same length) and `truth`, positives up-weighted by
     /// √(negatives / positives); full-batch Adam, deterministic.
     pub fn fit(rows: &[Vec<f32>], truth: &[bool]) -> Result<LogisticHead> {
+        Self::fit_with(rows, truth, FitOptions::default())
+    }
+
+    /// [`LogisticHead::fit`] with explicit options.
+    pub fn fit_with(rows: &[Vec<f32>], truth: &[bool], opts: FitOptions) -> Result<LogisticHead> {
         let dim = rows.first().map_or(0, Vec::len);
         if dim == 0 || rows.len() != truth.len() || rows.iter().any(|r| r.len() != dim) {
             bail!("feature rows must be non-empty, of one length, one per label");
@@ -130,7 +300,12 @@ impl LogisticHead {
                 *v += (x - m) * (x - m) / n;
             }
         }
-        let scale: Vec<f32> = var.iter().map(|v| 1.0 / (v.sqrt() + 1e-6)).collect();
+        let (mean, scale): (Vec<f32>, Vec<f32>) = if opts.standardise {
+            let scale = var.iter().map(|v| 1.0 / (v.sqrt() + 1e-6)).collect();
+            (mean, scale)
+        } else {
+            (vec![0.0; dim], vec![1.0; dim])
+        };
         let x: Vec<Vec<f32>> = rows.iter().map(|r| standardise(r, &mean, &scale)).collect();
         let pos = truth.iter().filter(|t| **t).count().max(1) as f32;
         let pos_weight = ((n - pos) / pos).sqrt().max(1.0);
@@ -152,7 +327,7 @@ impl LogisticHead {
                 grad[dim] += err;
             }
             for (g, wv) in grad.iter_mut().zip(&w) {
-                *g = *g / total + L2 * wv;
+                *g = *g / total + opts.l2 * wv;
             }
             grad[dim] /= total;
             let (c1, c2) = (1.0 - beta1.powi(step as i32), 1.0 - beta2.powi(step as i32));
@@ -229,6 +404,16 @@ impl CrisisModel {
     /// Trains on `examples` embedded by `embedder`; thresholds from `FOLDS`-fold out-of-fold
     /// probabilities.
     pub fn train(embedder: &dyn Embedder, examples: &[Example], hash: &str) -> Result<CrisisModel> {
+        Self::train_with(embedder, examples, hash, FitOptions::default())
+    }
+
+    /// [`CrisisModel::train`] with explicit fitting options.
+    pub fn train_with(
+        embedder: &dyn Embedder,
+        examples: &[Example],
+        hash: &str,
+        opts: FitOptions,
+    ) -> Result<CrisisModel> {
         if examples.len() < 20
             || examples.iter().all(|e| e.crisis)
             || !examples.iter().any(|e| e.crisis)
@@ -240,8 +425,7 @@ impl CrisisModel {
         // as `ClassifierCheck` scores at detection time (see `combine`).
         let whole: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         let (texts, owner) = with_sentences(&whole);
-        let mut rows = embedder
-            .embed(&texts)
+        let mut rows = features(embedder, opts.lexical, &texts)
             .context("embedding the crisis training examples")?;
         let sentence_rows = rows.split_off(examples.len().min(rows.len()));
         let features = rows;
@@ -257,7 +441,7 @@ impl CrisisModel {
                     ytr.push(*y);
                 }
             }
-            let m = LogisticHead::fit(&xtr, &ytr)?;
+            let m = LogisticHead::fit_with(&xtr, &ytr, opts)?;
             let best = best_sentence(&sentence_rows, &owner, examples.len(), |i, row| {
                 (i % FOLDS == fold).then(|| m.probability(row))
             });
@@ -270,7 +454,7 @@ impl CrisisModel {
         let threshold = cut_for_precision(&oof, &truth, TARGET_PRECISION);
         let weak_threshold = cut_for_recall(&oof, &truth, WEAK_TARGET_RECALL).min(threshold);
         let (cv_precision, cv_recall) = precision_recall(&oof, &truth, threshold);
-        let head = LogisticHead::fit(&features, &truth)?;
+        let head = LogisticHead::fit_with(&features, &truth, opts)?;
         Ok(CrisisModel {
             embedder: embedder.name().to_string(),
             train_hash: hash.to_string(),
@@ -279,14 +463,20 @@ impl CrisisModel {
             weak_threshold,
             cv_precision: cv_precision as f32,
             cv_recall: cv_recall as f32,
+            lexical: opts.lexical,
+            calibration: None,
             head,
         })
     }
 
     /// Trains on the built-in training file.
+    /// Trains on the built-in training file, thresholds from the built-in calibration set.
     pub fn train_builtin(embedder: &dyn Embedder) -> Result<CrisisModel> {
         let examples = parse_examples(TRAIN_JSONL, "built-in safety/train.jsonl")?;
-        Self::train(embedder, &examples, &train_hash(TRAIN_JSONL))
+        let cases = parse_examples(CALIBRATION_JSONL, "built-in safety/calibration.jsonl")?;
+        let mut model = Self::train(embedder, &examples, &builtin_hash())?;
+        calibrate(&mut model, embedder, &cases)?;
+        Ok(model)
     }
 
     /// The shipped model when it was trained on `embedder`, else one trained now.
@@ -294,7 +484,11 @@ impl CrisisModel {
         let shipped: CrisisModel =
             serde_json::from_str(BUILTIN_MINILM).context("the shipped crisis-minilm.json")?;
         shipped.head.validate()?;
-        if shipped.embedder == embedder.name() && shipped.head.dim() == embedder.dim() {
+        let dim = embedder.dim()
+            + shipped
+                .lexical
+                .map_or(0, |l| HashedEmbedder::new(l.dim).dim());
+        if shipped.embedder == embedder.name() && shipped.head.dim() == dim {
             return Ok(shipped);
         }
         Self::train_builtin(embedder)

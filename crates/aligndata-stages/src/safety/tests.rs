@@ -275,64 +275,93 @@ fn detector_on_blind_set() {
     );
 }
 
-/// `blind2.jsonl`: 260 cases (60 direct, 90 indirect, 75 look-alike, 35 distress) written on
-/// 2026-12-04 by another author who saw neither the detector nor any earlier set, and run once on
-/// the frozen detector after the 2026-12-04 round of rules and training examples. Only counts are
-/// ever printed for it, never a text, so that running this test does not leak it into the next
-/// round. Its figures (BENCHMARKS.md) are the honest estimate of generalisation.
+/// `calibration.jsonl` is the second blind set (260 cases: 60 direct, 90 indirect, 75
+/// look-alike, 35 distress), spent as a test on 2026-12-04 (precision 0.893, recall 0.887,
+/// BENCHMARKS.md) and since then the set the thresholds are chosen on. The shipped model records
+/// the whole detector's figures there; this checks that detection really gives them (same
+/// features, same sentence scoring, same rules) and that they reach the precision target.
+#[test]
+fn shipped_thresholds_give_the_recorded_calibration_figures() {
+    let Some(embedder) = minilm() else { return };
+    let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+    let recorded = check
+        .model
+        .calibration
+        .clone()
+        .unwrap_or_else(|| panic!("the shipped model was not calibrated"));
+    let det = Detector::with_classifier(check);
+    let cases = load("calibration.jsonl");
+    assert_eq!(cases.len(), recorded.cases);
+    let (p, r, _) = measure_with(&det, "calibration.jsonl, shipped detector", &cases, false);
+    assert!(
+        (p - f64::from(recorded.precision)).abs() < 1e-6,
+        "{p} vs {recorded:?}"
+    );
+    assert!(
+        (r - f64::from(recorded.recall)).abs() < 1e-6,
+        "{r} vs {recorded:?}"
+    );
+    assert!(p >= 0.9, "calibrated precision {p:.3} < 0.9");
+}
+
+/// `blind3.jsonl`: 320 cases (60 direct, 100 indirect, 100 look-alike, 60 distress) written on
+/// 2026-12-04 by an author who saw neither the detector nor any earlier set, and run once on
+/// the frozen detector after the 2026-12-04 second round (1,300 more training examples, lexical
+/// features, thresholds calibrated on `calibration.jsonl`). Only counts are ever printed for it,
+/// never a text, so that running this test does not leak it into the next round. Its figures
+/// (BENCHMARKS.md) are the honest estimate of generalisation.
 ///
-/// BLIND2_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
+/// BLIND3_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
 /// class (0.02), so that the test fails on a real regression and not on a one-case wobble.
 #[test]
 fn detector_on_fresh_blind_set() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind2.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind3.jsonl");
     if !path.exists() {
-        println!("SKIPPED: no blind2.jsonl");
+        println!("SKIPPED: no blind3.jsonl");
         return;
     }
-    let cases = load("blind2.jsonl");
+    let cases = load("blind3.jsonl");
     assert!(
-        cases.len() >= 200,
+        cases.len() >= 300,
         "the blind set holds {} cases",
         cases.len()
     );
     let rules = Detector::default();
-    let (p_rules, r_rules, _) = measure_with(&rules, "blind2.jsonl, rules only", &cases, false);
+    let (p_rules, r_rules, _) = measure_with(&rules, "blind3.jsonl, rules only", &cases, false);
     let Some(embedder) = minilm() else { return };
     let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
     let det = Detector::with_classifier(check);
     let (p, r, _) = measure_with(
         &det,
-        "blind2.jsonl, rules + MiniLM classifier",
+        "blind3.jsonl, rules + MiniLM classifier",
         &cases,
         false,
     );
-    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND2_THRESHOLDS;
-    assert!(r >= min_r, "blind2 recall {r:.3} < {min_r}");
-    assert!(p >= min_p, "blind2 precision {p:.3} < {min_p}");
+    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND3_THRESHOLDS;
+    assert!(r >= min_r, "blind3 recall {r:.3} < {min_r}");
+    assert!(p >= min_p, "blind3 precision {p:.3} < {min_p}");
     assert!(
         r_rules >= min_r_rules,
-        "blind2 rules-only recall {r_rules:.3} < {min_r_rules}"
+        "blind3 rules-only recall {r_rules:.3} < {min_r_rules}"
     );
     assert!(
         p_rules >= min_p_rules,
-        "blind2 rules-only precision {p_rules:.3} < {min_p_rules}"
+        "blind3 rules-only precision {p_rules:.3} < {min_p_rules}"
     );
 }
 
-/// (precision, recall) with the classifier, then rules only. The one run (2026-12-04 08:04 UTC)
-/// reached 0.893 / 0.887 (tp 133, fp 16, fn 17; direct 59/60, indirect 74/90; look-alikes 14/75
-/// and distress 2/35 flagged) and, rules only, 0.895 / 0.567; each minus 0.02, rounded down.
-/// Recall is short of the 0.95 target and precision of 0.9: this guards the level reached.
-const BLIND2_THRESHOLDS: (f64, f64, f64, f64) = (0.87, 0.86, 0.87, 0.54);
+/// (precision, recall) with the classifier, then rules only: PENDING the one run.
+const BLIND3_THRESHOLDS: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
 
 /// (precision, recall) with the classifier, then (precision, recall) with rules only. The one
 /// blind run (2026-11-25) reached 0.947 / 0.809 and, rules only, 0.971 / 0.618. Then, before its
 /// misses were read, new training examples and rule families written without it reached
 /// 0.915 / 0.882 on it (direct 45/50, indirect 52/60, look-alikes 6/60 and distress 3/30 flagged):
 /// the last honest figure. Now, with it in the training file and rules written for its misses:
-/// 1.000 / 0.982 (tp 108, fp 0, fn 2) and, rules only, 1.000 / 0.791; each minus 0.02.
-const BLIND_THRESHOLDS: (f64, f64, f64, f64) = (0.98, 0.96, 0.98, 0.77);
+/// 1.000 / 0.982 (tp 108, fp 0, fn 2) and, rules only, 1.000 / 0.791. After the second round
+/// (thresholds calibrated lower, on `calibration.jsonl`, for recall): 0.932 / 0.991 (tp 109,
+/// fp 8, fn 1); rules only unchanged. Each minus 0.02.
+const BLIND_THRESHOLDS: (f64, f64, f64, f64) = (0.91, 0.97, 0.98, 0.77);
 
 /// Precision and recall of `det` deciding each (text, probability, truth) under `m`.
 fn scored_figures(det: &Detector<'_>, m: &CrisisModel, rows: &[(&str, f32, bool)]) -> (f64, f64) {
@@ -370,7 +399,8 @@ fn dev_train_and_measure_classifier() {
     // Out-of-fold probabilities for the training file (same folds as `CrisisModel::train`).
     let train = load("train.jsonl");
     let texts: Vec<&str> = train.iter().map(|c| c.text.as_str()).collect();
-    let features = embedder.embed(&texts).unwrap_or_else(|e| panic!("{e:#}"));
+    let features = classifier::features(embedder.as_ref(), model.lexical, &texts)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let mut oof = vec![0f32; train.len()];
     for fold in 0..5 {
         let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -380,7 +410,8 @@ fn dev_train_and_measure_classifier() {
                 y.push(c.crisis);
             }
         }
-        let head = classifier::LogisticHead::fit(&x, &y).unwrap_or_else(|e| panic!("{e:#}"));
+        let head = classifier::LogisticHead::fit_with(&x, &y, classifier::FitOptions::default())
+            .unwrap_or_else(|e| panic!("{e:#}"));
         let fold_model = CrisisModel {
             head,
             ..model.clone()
@@ -468,10 +499,145 @@ fn shipped_minilm_model_is_current() {
         serde_json::from_str(classifier::BUILTIN_MINILM).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         shipped.train_hash,
-        classifier::train_hash(classifier::TRAIN_JSONL),
-        "train.jsonl changed since crisis-minilm.json was trained; rerun this test with UPDATE_SAFETY_MODEL=1"
+        classifier::builtin_hash(),
+        "train.jsonl, calibration.jsonl or the fitting settings changed since crisis-minilm.json was trained; rerun this test with UPDATE_SAFETY_MODEL=1"
     );
     assert_eq!(shipped.embedder, "minilm-l6-v2");
     shipped.head.validate().unwrap_or_else(|e| panic!("{e:#}"));
     assert!(shipped.weak_threshold <= shipped.threshold);
+}
+
+/// Development aid for choosing the classifier's features: trains on `train.jsonl` (plus the
+/// files in `CRISIS_EXTRA_TRAIN`, comma-separated paths) with each feature set in
+/// `CRISIS_FEATURES` (comma-separated: `default`, `none`, `DIM:WEIGHT` hashed n-grams joined to
+/// MiniLM; `CRISIS_L2`, `CRISIS_STANDARDISE=0|1`), optionally calibrates on `CRISIS_CALIBRATE`,
+/// and prints the whole detector's figures on `CRISIS_EVAL` (a path; default the calibration
+/// set; `CRISIS_GRID` adds a grid of thresholds, `CRISIS_SHOW` every error). Never point it at a fresh blind set: that is measured once, by
+/// `detector_on_fresh_blind_set`, after the detector is frozen.
+#[test]
+#[ignore = "development aid; run with --ignored --nocapture"]
+fn dev_compare_classifier_features() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety");
+    let mut train_text = classifier::TRAIN_JSONL.to_string();
+    for extra in std::env::var("CRISIS_EXTRA_TRAIN")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        let t = std::fs::read_to_string(extra).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        train_text.push_str(&t);
+        if !train_text.ends_with('\n') {
+            train_text.push('\n');
+        }
+    }
+    let examples =
+        classifier::parse_examples(&train_text, "train").unwrap_or_else(|e| panic!("{e:#}"));
+    let eval_path = std::env::var("CRISIS_EVAL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.join("calibration.jsonl"));
+    let eval_text = std::fs::read_to_string(&eval_path).unwrap_or_else(|e| panic!("{e}"));
+    let eval = classifier::parse_examples(&eval_text, "eval").unwrap_or_else(|e| panic!("{e:#}"));
+    println!(
+        "train {} examples, eval {} ({})",
+        examples.len(),
+        eval.len(),
+        eval_path.display()
+    );
+    let Some(embedder) = minilm() else { return };
+    let rules = Detector::default();
+    let defaults = classifier::FitOptions::default();
+    // CRISIS_FEATURES: comma-separated `none` or `DIM:WEIGHT` (hashed n-grams joined to MiniLM).
+    let features = std::env::var("CRISIS_FEATURES").unwrap_or_else(|_| "default".into());
+    for spec in features.split(',') {
+        let lexical = match spec.split_once(':') {
+            _ if spec == "default" => defaults.lexical,
+            None => None,
+            Some((dim, w)) => Some(classifier::Lexical {
+                dim: dim.parse().unwrap_or_else(|e| panic!("{spec}: {e}")),
+                weight: w.parse().unwrap_or_else(|e| panic!("{spec}: {e}")),
+            }),
+        };
+        let opts = classifier::FitOptions {
+            l2: std::env::var("CRISIS_L2")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.l2),
+            standardise: std::env::var("CRISIS_STANDARDISE")
+                .map(|v| v == "1")
+                .unwrap_or(defaults.standardise),
+            lexical,
+        };
+        let mut model = CrisisModel::train_with(embedder.as_ref(), &examples, "dev", opts)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        if let Ok(path) = std::env::var("CRISIS_CALIBRATE") {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let cases =
+                classifier::parse_examples(&text, &path).unwrap_or_else(|e| panic!("{e:#}"));
+            classifier::calibrate(&mut model, embedder.as_ref(), &cases)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            println!("calibrated on {path}: {:?}", model.calibration);
+        }
+        let check = ClassifierCheck::with_model(embedder.as_ref(), model.clone());
+        let texts: Vec<&str> = eval.iter().map(|c| c.text.as_str()).collect();
+        let probs = check
+            .probabilities(&texts)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        println!(
+            "{spec} {opts:?}: threshold {:.3} weak {:.3}, cv precision {:.3} recall {:.3}",
+            model.threshold, model.weak_threshold, model.cv_precision, model.cv_recall
+        );
+        let mut model = model;
+        if let (Ok(solo), Ok(weak)) = (std::env::var("CRISIS_SOLO"), std::env::var("CRISIS_WEAK")) {
+            model.threshold = solo.parse().unwrap_or(model.threshold);
+            model.weak_threshold = weak.parse().unwrap_or(model.weak_threshold);
+        }
+        let mut line = String::from("  shipped thresholds:");
+        let dets: Vec<Detection> = eval
+            .iter()
+            .zip(&probs)
+            .map(|(c, p)| rules.decide(&c.text, *p, &model))
+            .collect();
+        for kind in ["direct", "indirect", "lookalike", "distress"] {
+            let (n, f) = eval
+                .iter()
+                .zip(&dets)
+                .filter(|(c, _)| c.kind == kind)
+                .fold((0, 0), |(n, f), (_, d)| (n + 1, f + u32::from(d.crisis)));
+            line.push_str(&format!(" {kind} {f}/{n}"));
+        }
+        let rows: Vec<(&str, f32, bool)> = eval
+            .iter()
+            .zip(&probs)
+            .map(|(c, p)| (c.text.as_str(), *p, c.crisis))
+            .collect();
+        let (p, r) = scored_figures(&rules, &model, &rows);
+        println!("{line}: precision {p:.3} recall {r:.3}");
+        if std::env::var_os("CRISIS_GRID").is_some() {
+            for solo in [0.9f32, 0.8, 0.7, 0.6, 0.5, 0.4] {
+                let mut line = format!("  solo {solo:.2}:");
+                for weak in [0.3f32, 0.2, 0.1, 0.05] {
+                    let m = CrisisModel {
+                        threshold: solo,
+                        weak_threshold: weak.min(solo),
+                        ..model.clone()
+                    };
+                    let (p, r) = scored_figures(&rules, &m, &rows);
+                    line.push_str(&format!(" weak {weak:.2} {p:.3}/{r:.3}"));
+                }
+                println!("{line}");
+            }
+        }
+        if std::env::var_os("CRISIS_SHOW").is_some() {
+            for ((c, d), pr) in eval.iter().zip(&dets).zip(&probs) {
+                if c.crisis != d.crisis {
+                    println!(
+                        "    {} [{}] p {pr:.2} {}",
+                        if c.crisis { "MISS" } else { "FA" },
+                        c.kind,
+                        c.text
+                    );
+                }
+            }
+        }
+    }
 }
