@@ -304,57 +304,58 @@ fn shipped_thresholds_give_the_recorded_calibration_figures() {
     assert!(p >= 0.9, "calibrated precision {p:.3} < 0.9");
 }
 
-/// `blind4.jsonl`: 320 cases (60 direct, 100 indirect, 100 look-alike, 60 distress) written on
+/// `blind5.jsonl`: 320 cases (60 direct, 100 indirect, 100 look-alike, 60 distress) written on
 /// 2026-12-04 by an author who saw neither the detector nor any earlier set, and run once on the
-/// frozen detector of the third round. The third set (`blind3.jsonl`, same make-up) had been run
-/// once on the second round's detector (precision 0.813, recall 0.981: its rules flagged 23 of
-/// 100 look-alikes) and then, spent, read: look-alike guards were written for its false alarms
-/// (recovered pasts, study and clinical work, the word itself, jokes marked as jokes) and its
-/// cases joined `calibration.jsonl`. Only counts are ever printed for this set, never a text, so
-/// that running this test does not leak it into the next round. Its figures (BENCHMARKS.md) are
-/// the honest estimate of generalisation.
+/// frozen detector of the fourth round. Earlier fresh sets, each run once and then spent: the
+/// third (`blind3`, same make-up) on the second round's detector, precision 0.813 / recall 0.981;
+/// the fourth (`blind4`) on the third round's, 0.767 / 0.988. After each, its false alarms were
+/// read, look-alike guards written for them (recovered pasts, study and clinical work, the word
+/// itself, jokes marked as jokes, ordinary goodbyes, moves and doses), and its cases joined
+/// `calibration.jsonl`. Only counts are ever printed for this set, never a text, so that running
+/// this test does not leak it into the next round. Its figures (BENCHMARKS.md) are the honest
+/// estimate of generalisation.
 ///
-/// BLIND4_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
+/// BLIND5_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
 /// class (0.02), so that the test fails on a real regression and not on a one-case wobble.
 #[test]
 fn detector_on_fresh_blind_set() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind4.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind5.jsonl");
     if !path.exists() {
-        println!("SKIPPED: no blind4.jsonl");
+        println!("SKIPPED: no blind5.jsonl");
         return;
     }
-    let cases = load("blind4.jsonl");
+    let cases = load("blind5.jsonl");
     assert!(
         cases.len() >= 300,
         "the blind set holds {} cases",
         cases.len()
     );
     let rules = Detector::default();
-    let (p_rules, r_rules, _) = measure_with(&rules, "blind4.jsonl, rules only", &cases, false);
+    let (p_rules, r_rules, _) = measure_with(&rules, "blind5.jsonl, rules only", &cases, false);
     let Some(embedder) = minilm() else { return };
     let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
     let det = Detector::with_classifier(check);
     let (p, r, _) = measure_with(
         &det,
-        "blind4.jsonl, rules + MiniLM classifier",
+        "blind5.jsonl, rules + MiniLM classifier",
         &cases,
         false,
     );
-    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND4_THRESHOLDS;
-    assert!(r >= min_r, "blind4 recall {r:.3} < {min_r}");
-    assert!(p >= min_p, "blind4 precision {p:.3} < {min_p}");
+    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND5_THRESHOLDS;
+    assert!(r >= min_r, "blind5 recall {r:.3} < {min_r}");
+    assert!(p >= min_p, "blind5 precision {p:.3} < {min_p}");
     assert!(
         r_rules >= min_r_rules,
-        "blind4 rules-only recall {r_rules:.3} < {min_r_rules}"
+        "blind5 rules-only recall {r_rules:.3} < {min_r_rules}"
     );
     assert!(
         p_rules >= min_p_rules,
-        "blind4 rules-only precision {p_rules:.3} < {min_p_rules}"
+        "blind5 rules-only precision {p_rules:.3} < {min_p_rules}"
     );
 }
 
 /// (precision, recall) with the classifier, then rules only: PENDING the one run.
-const BLIND4_THRESHOLDS: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
+const BLIND5_THRESHOLDS: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
 
 /// (precision, recall) with the classifier, then (precision, recall) with rules only. The one
 /// blind run (2026-11-25) reached 0.947 / 0.809 and, rules only, 0.971 / 0.618. Then, before its
