@@ -354,8 +354,13 @@ fn detector_on_fresh_blind_set() {
     );
 }
 
-/// (precision, recall) with the classifier, then rules only: PENDING the one run.
-const BLIND5_THRESHOLDS: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
+/// (precision, recall) with the classifier, then rules only. The one run (2026-12-04 11:18 UTC,
+/// detector frozen at commit 4a85715) reached 0.798 / 0.963 (tp 154, fp 39, fn 6; direct 59/60,
+/// indirect 95/100; look-alikes 28/100 and distress 11/60 flagged) and, rules only,
+/// 0.811 / 0.644; each minus about 0.02, rounded down. Recall meets the 0.95 target; precision
+/// (0.9) does not: look-alikes written fresh keep finding rule phrasings and embedding
+/// neighbourhoods that no guard or threshold covers.
+const BLIND5_THRESHOLDS: (f64, f64, f64, f64) = (0.77, 0.94, 0.79, 0.62);
 
 /// (precision, recall) with the classifier, then (precision, recall) with rules only. The one
 /// blind run (2026-11-25) reached 0.947 / 0.809 and, rules only, 0.971 / 0.618. Then, before its
