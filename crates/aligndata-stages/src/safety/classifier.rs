@@ -69,8 +69,10 @@ pub fn calibrate(
     let probs = check.probabilities(&texts)?;
     let detector = super::Detector::default();
     let rules: Vec<_> = texts.iter().map(|t| detector.rules_for(t)).collect();
-    // (feasible, recall or precision, precision, solo step, weak step)
-    let mut best: Option<((bool, f64, f64, u32, u32), f64, f64)> = None;
+    // Compared in order: feasible, recall (or precision when not feasible), precision, solo
+    // step, weak step.
+    type Key = (bool, f64, f64, u32, u32);
+    let mut best: Option<(Key, f64, f64)> = None;
     for solo in 6..=19u32 {
         for weak in 1..=solo {
             let m = CrisisModel {

@@ -595,7 +595,6 @@ fn dev_compare_classifier_features() {
             "{spec} {opts:?}: threshold {:.3} weak {:.3}, cv precision {:.3} recall {:.3}",
             model.threshold, model.weak_threshold, model.cv_precision, model.cv_recall
         );
-        let mut model = model;
         if let (Ok(solo), Ok(weak)) = (std::env::var("CRISIS_SOLO"), std::env::var("CRISIS_WEAK")) {
             model.threshold = solo.parse().unwrap_or(model.threshold);
             model.weak_threshold = weak.parse().unwrap_or(model.weak_threshold);
