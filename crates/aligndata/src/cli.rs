@@ -327,6 +327,11 @@ pub struct GenerateArgs {
     /// Token limit per attempt.
     #[arg(long, default_value_t = 96)]
     pub max_tokens: u32,
+    /// Example lines a prompt shows (`fewshot` in the templates): about two thirds from the
+    /// cell's own values, the rest for contrast. Fewer makes shorter prompts, which is most of
+    /// a small local model's time.
+    #[arg(long, default_value_t = 8)]
+    pub fewshot: usize,
     /// Near-duplicate threshold: estimated Jaccard of word-bigram shingles.
     #[arg(long, default_value_t = 0.7)]
     pub near_threshold: f64,

@@ -103,6 +103,8 @@ pub struct GenerateConfig {
     pub top_p: f32,
     /// Token limit per attempt.
     pub max_tokens: u32,
+    /// Example lines per prompt ([`prompt::PromptTemplate::render`]).
+    pub fewshot: usize,
     /// Near-duplicate Jaccard threshold (word shingles).
     pub near_threshold: f64,
     /// Word shingle size.
@@ -139,6 +141,7 @@ impl Default for GenerateConfig {
             temperature: 0.9,
             top_p: 0.95,
             max_tokens: 96,
+            fewshot: 8,
             near_threshold: 0.7,
             shingle: 2,
             reject_disagreeing: false,
@@ -648,7 +651,13 @@ pub fn generate(
                             Ok((persona.provenance(), None, Some(text)))
                         }
                         Backend::Model { template, .. } => {
-                            let prompt = template.render(taxonomy, &s.cell, &persona, &mut rng)?;
+                            let prompt = template.render(
+                                taxonomy,
+                                &s.cell,
+                                &persona,
+                                config.fewshot,
+                                &mut rng,
+                            )?;
                             let hash = prompt_hash(&prompt);
                             Ok((persona.provenance(), Some((prompt, hash)), None))
                         }

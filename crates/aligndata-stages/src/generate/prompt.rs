@@ -97,12 +97,13 @@ impl PromptTemplate {
         Self::new(name, text.to_string(), kind)
     }
 
-    /// Renders the prompt for `cell` and `persona`; `rng` picks the few-shot lines.
+    /// Renders the prompt for `cell` and `persona`; `rng` picks at most `fewshot` example lines.
     pub fn render(
         &self,
         taxonomy: &Taxonomy,
         cell: &Cell,
         persona: &Persona,
+        fewshot: usize,
         rng: &mut Rng,
     ) -> Result<String> {
         let mut values = Vec::new();
@@ -119,7 +120,7 @@ impl PromptTemplate {
                 tags.push(format!("{}: {}", dim.id, v.id));
             }
         }
-        let fewshot = few_shot(taxonomy, cell, rng, 8);
+        let fewshot = few_shot(taxonomy, cell, rng, fewshot);
         let env = minijinja::Environment::new();
         let template = env.template_from_str(&self.source)?;
         let rendered = template

@@ -258,18 +258,30 @@ fn continuation_prompt_renders_taxonomy_examples() {
     let mut rng = Rng::new(1, "x", 0);
     let persona = personas().sample(&mut rng);
     let p = template
-        .render(&t, &cell, &persona, &mut rng)
+        .render(&t, &cell, &persona, 8, &mut rng)
         .expect("render");
     let last = p.trim_end().lines().last().expect("line");
     assert!(
         last.starts_with('[') && last.contains(&t.dimensions[0].id),
         "{p}"
     );
+    let short = template
+        .render(&t, &cell, &persona, 3, &mut rng)
+        .expect("render");
+    let tagged = |p: &str| p.lines().filter(|l| l.starts_with('[')).count();
+    assert_eq!(
+        tagged(&short),
+        3 + 1,
+        "three example lines and the open one: {short}"
+    );
+    assert_eq!(tagged(&p), 8 + 1, "{p}");
     let example = &t.cell_value(&cell, 0).expect("value").examples;
     assert!(p.matches('\n').count() > 5);
     assert!(!example.is_empty());
     let instr = PromptTemplate::load(None, PromptKind::Instruction).expect("template");
-    let p = instr.render(&t, &cell, &persona, &mut rng).expect("render");
+    let p = instr
+        .render(&t, &cell, &persona, 8, &mut rng)
+        .expect("render");
     assert!(
         p.contains(&t.cell_value(&cell, 0).expect("v").description[..20]),
         "{p}"
