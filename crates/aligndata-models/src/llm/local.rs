@@ -1097,7 +1097,26 @@ impl Llm for LocalLlm {
                         }
                     }
                 }
-                let tok = sample(&lg, req.temperature, req.top_p, &mut a.rng);
+                let mut tok = sample(&lg, req.temperature, req.top_p, &mut a.rng);
+                if req.require_text && !a.has_text && !req.stop.is_empty() {
+                    // A stop string before any text ends the reply as surely as an end token
+                    // (a continuation whose first line is the next tag, "\n["): such a token is
+                    // masked and the step sampled again, a few times at most.
+                    for _ in 0..4 {
+                        a.generated.push(tok);
+                        let empty_stop = self.tok.decode(&a.generated).is_ok_and(|mut t| {
+                            apply_stop(&mut t, &req.stop, 0) && t.trim().is_empty()
+                        });
+                        a.generated.pop();
+                        if !empty_stop {
+                            break;
+                        }
+                        if let Some(l) = lg.get_mut(tok as usize) {
+                            *l = f32::NEG_INFINITY;
+                        }
+                        tok = sample(&lg, req.temperature, req.top_p, &mut a.rng);
+                    }
+                }
                 a.generated.push(tok);
                 let mut done = None;
                 let watch_text = !req.stop.is_empty()

@@ -77,7 +77,8 @@ pub struct CompletionRequest {
     pub stop_after_line: Option<u32>,
     /// No end of generation before the first non-space character: a small model asked to
     /// continue a list often ends at once, and an empty answer is a wasted attempt. The local
-    /// backend masks its end-of-generation tokens until then; others ignore it.
+    /// backend masks its end-of-generation tokens, and any token that would complete a stop
+    /// string, until then; others ignore it.
     // Both fields are left out of the serialised request when unset, so cache keys of requests
     // that do not use them are what they were before the fields existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

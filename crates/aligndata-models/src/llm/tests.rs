@@ -663,12 +663,33 @@ fn local_line_stop_and_require_text() {
         .clone();
     let forced = CompletionRequest {
         require_text: true,
-        ..done
+        ..done.clone()
     };
     let f = m.complete_batch(&[forced], &|_| {})[0]
         .as_ref()
         .unwrap()
         .clone();
     assert!(free.text.trim().is_empty(), "{free:?}");
+    assert!(!f.text.trim().is_empty(), "{f:?}");
+
+    // Its first token is a newline: with "\n" as a stop string the reply is empty, unless text
+    // is required, when that token is masked and another sampled.
+    let stop_first = CompletionRequest {
+        stop: vec!["\n".into()],
+        ..done
+    };
+    let s = m.complete_batch(std::slice::from_ref(&stop_first), &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
+    assert_eq!(s.text, "", "{s:?}");
+    let forced = CompletionRequest {
+        require_text: true,
+        ..stop_first
+    };
+    let f = m.complete_batch(&[forced], &|_| {})[0]
+        .as_ref()
+        .unwrap()
+        .clone();
     assert!(!f.text.trim().is_empty(), "{f:?}");
 }
