@@ -141,7 +141,7 @@ impl Default for GenerateConfig {
             temperature: 0.9,
             top_p: 0.95,
             max_tokens: 96,
-            fewshot: 8,
+            fewshot: 5,
             near_threshold: 0.7,
             shingle: 2,
             reject_disagreeing: false,
