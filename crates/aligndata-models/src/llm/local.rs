@@ -968,11 +968,12 @@ impl LocalLlm {
             .collect();
         let mut text = self.tok.decode(&ids)?;
         let mut reason = reason;
-        if apply_stop(&mut text, &req.stop, 0)
-            | req
-                .stop_after_line
-                .is_some_and(|n| cut_after_line(&mut text, n, 0))
-        {
+        // Both cuts apply (a stop string can end the text after its first message line).
+        let stopped = apply_stop(&mut text, &req.stop, 0);
+        let line_cut = req
+            .stop_after_line
+            .is_some_and(|n| cut_after_line(&mut text, n, 0));
+        if stopped || line_cut {
             reason = FinishReason::Stop;
         }
         if req.json_mode

@@ -271,8 +271,16 @@ pub(crate) fn apply_stop(text: &mut String, stop: &[String], from: usize) -> boo
     }
 }
 
+/// Words in `s`: whitespace-separated tokens with a letter or digit. `generate`'s output parser
+/// counts with it too, so that a line [`cut_after_line`] stops at is one the parser keeps.
+pub fn count_words(s: &str) -> usize {
+    s.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .count()
+}
+
 /// Cuts `text` at the first newline (at byte `from` or later) that ends a line of at least
-/// `min_words` words (whitespace-separated tokens with a letter or digit); true if it cut.
+/// `min_words` words ([`count_words`]); true if it cut.
 pub(crate) fn cut_after_line(text: &mut String, min_words: u32, from: usize) -> bool {
     let mut start = from.min(text.len());
     while start > 0 && !text.is_char_boundary(start) {
@@ -282,11 +290,7 @@ pub(crate) fn cut_after_line(text: &mut String, min_words: u32, from: usize) -> 
     while let Some(rel) = text[search..].find('\n') {
         let nl = search + rel;
         let line_start = text[..nl].rfind('\n').map_or(0, |i| i + 1);
-        let words = text[line_start..nl]
-            .split_whitespace()
-            .filter(|w| w.chars().any(char::is_alphanumeric))
-            .count();
-        if words >= min_words as usize {
+        if count_words(&text[line_start..nl]) >= min_words as usize {
             text.truncate(nl);
             return true;
         }

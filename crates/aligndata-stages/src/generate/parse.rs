@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use aligndata_models::llm::count_words as words;
+
 /// What parsing made of one output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -190,12 +192,6 @@ pub fn message_line(raw: &str) -> (&str, bool, bool) {
             (line, more, false)
         }
     }
-}
-
-fn words(s: &str) -> usize {
-    s.split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .count()
 }
 
 /// The first 80 characters, for reasons.

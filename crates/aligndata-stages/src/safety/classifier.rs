@@ -22,8 +22,8 @@
 //! of JSON, [`BUILTIN_MINILM`]) and embedding the training file takes half a minute on two cores,
 //! which every `respond` run would pay; so it is committed, with the hash of what it came from
 //! ([`builtin_hash`]). A test fails when `train.jsonl`, the calibration set or the settings change
-//! and the shipped model was not retrained (it says how). Any other embedder (static, hashed) is trained at load
-//! from the same file: those embed the whole file in milliseconds.
+//! and the shipped model was not retrained (it says how). Any other embedder (static, hashed) is
+//! trained and calibrated at load from the same files: those embed them in milliseconds.
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,8 @@ pub fn features(
         .collect())
 }
 
-/// Binary logistic regression on standardised features.
+/// Binary logistic regression on (optionally, [`FitOptions::standardise`]) standardised
+/// features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticHead {
     /// Per-feature mean subtracted first.
@@ -471,7 +472,6 @@ impl CrisisModel {
         })
     }
 
-    /// Trains on the built-in training file.
     /// Trains on the built-in training file, thresholds from the built-in calibration set.
     pub fn train_builtin(embedder: &dyn Embedder) -> Result<CrisisModel> {
         let examples = parse_examples(TRAIN_JSONL, "built-in safety/train.jsonl")?;

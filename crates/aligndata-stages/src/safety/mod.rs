@@ -21,12 +21,12 @@
 //!   myself alive in a year", "my last birthday"), and reunion with the dead (weak); new guards
 //!   cover absences for a holiday, game characters, a rope for a swing, a lethal dose of caffeine,
 //!   suicide-risk training and first-aid courses.
-//! - **A trained classifier** ([`classifier`]): logistic regression on MiniLM sentence embeddings,
-//!   trained on `test_data/safety/train.jsonl` (1045 examples: crisis direct and indirect,
-//!   look-alikes and ordinary distress as negatives; see below for where they come from). It
-//!   confirms weak cues and catches phrasings no rule names; on its own it flags only at a high,
-//!   cross-validated probability, and never against a recognised figurative idiom in the same
-//!   text. A multi-sentence input is scored as a whole and raised halfway towards its best
+//! - **A trained classifier** ([`classifier`]): logistic regression on MiniLM sentence embeddings
+//!   joined with hashed n-grams, trained on `test_data/safety/train.jsonl` (2,345 examples:
+//!   crisis direct and indirect, look-alikes and ordinary distress as negatives; see below for
+//!   where they come from). It confirms weak cues and catches phrasings no rule names; on its
+//!   own it flags at a calibrated probability, and never against a recognised figurative idiom
+//!   in the same text. A multi-sentence input is scored as a whole and raised halfway towards its best
 //!   sentence ([`classifier::combine`]); the thresholds are chosen on a calibration set with the
 //!   rules in the loop ([`classifier::calibrate`]).
 //!
@@ -62,9 +62,11 @@
 //!   file full of deliberate twins put the cut-off in the wrong place. In the round after, three
 //!   writers added 1,300 examples (buried indirect cues with distress twins, tricky look-alikes,
 //!   direct cues in unusual registers, long messages), the head gained hashed n-gram features
-//!   ([`classifier::Lexical`]), and a third set, `blind3.jsonl` (320, another author who saw
-//!   nothing of the detector), was run once on the frozen result (figures in BENCHMARKS.md and
-//!   on `detector_on_fresh_blind_set`). It is spent in turn: the next round needs a fourth.
+//!   ([`classifier::Lexical`]). Three more fresh sets of 320 followed, each from another author
+//!   who saw nothing of the detector, each run once on the frozen detector of its round and
+//!   then read and added to the calibration set: blind3 0.813 / 0.981, blind4 0.767 / 0.988,
+//!   and `blind5.jsonl`, still in the tree as `detector_on_fresh_blind_set`, 0.798 / 0.963.
+//!   It is spent in turn: the next round needs a sixth.
 //! - **Crisis inputs are not set aside.** They are exactly the inputs the agent must learn to
 //!   answer well, so they get the label `risk=crisis` (method `safety`), a `safety.crisis` score
 //!   with the reason, and the crisis response template ([`CrisisTemplate`]) with the resources of
@@ -268,14 +270,16 @@ impl<'a> Detector<'a> {
 
     /// Runs the rules over one text (no classifier: weak cues count).
     pub fn detect(&self, text: &str) -> Detection {
-        let (mut det, weak, _) = self.rules_only(text);
+        let RuleFindings { mut det, weak, .. } = self.rules_for(text);
         det.cues.extend(weak);
         det.crisis = !det.cues.is_empty();
         det
     }
 
-    /// Strong cues in the detection, weak cues apart, and the first look-alike idiom found.
-    fn rules_only(&self, text: &str) -> (Detection, Vec<Cue>, Option<String>) {
+    /// What the rules alone find in `text`: strong cues in the detection, weak cues apart, and
+    /// the first look-alike idiom. Split from [`Detector::decide_from`] so that calibration,
+    /// which decides the same text under many thresholds, runs the rules once.
+    pub fn rules_for(&self, text: &str) -> RuleFindings {
         let norm = normalize(text);
         let idiom_spans: Vec<(&str, usize, usize, &str)> = self
             .idioms
@@ -331,7 +335,7 @@ impl<'a> Detector<'a> {
         let idiom = idiom_spans
             .first()
             .map(|(id, _, _, m)| format!("{id} (\"{m}\")"));
-        (det, weak, idiom)
+        RuleFindings { det, weak, idiom }
     }
 
     /// Runs the rules (and the classifier, if any) over many texts.
@@ -352,13 +356,6 @@ impl<'a> Detector<'a> {
     /// embedding again).
     pub fn decide(&self, text: &str, p: f32, m: &CrisisModel) -> Detection {
         self.decide_from(self.rules_for(text), p, m)
-    }
-
-    /// What the rules alone find in `text`, for [`Detector::decide_from`] (calibration decides
-    /// the same text under many thresholds and runs the rules once).
-    pub fn rules_for(&self, text: &str) -> RuleFindings {
-        let (det, weak, idiom) = self.rules_only(text);
-        RuleFindings { det, weak, idiom }
     }
 
     /// [`Detector::decide`] from the rules' findings.
