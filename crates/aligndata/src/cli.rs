@@ -722,14 +722,15 @@ pub struct RespondArgs {
     /// Records per model batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Embedder of the trained crisis classifier used beside the rules: minilm (the shipped
-    /// model), static or hashed (trained at start from the built-in examples), or none (rules
-    /// only: more false alarms, fewer unseen phrasings caught; see BENCHMARKS.md).
+    /// Embedder of the trained crisis classifier used beside the rules: minilm (MiniLM
+    /// fine-tuned for crisis detection by the shipped adapter, with the shipped head), static or
+    /// hashed (trained at start from the built-in examples; far weaker), or none (rules only:
+    /// more false alarms, fewer unseen phrasings caught; see BENCHMARKS.md).
     #[arg(long, value_name = "KIND", default_value = "minilm")]
     pub safety_embedder: String,
     /// Probability at which the crisis classifier flags an input on its own (default: the
-    /// model's, chosen by cross-validation for precision 0.9). Lower catches more, with more
-    /// false alarms.
+    /// model's, calibrated on a labelled set for the most recall at precision 0.95). Lower
+    /// catches more, with more false alarms.
     #[arg(long, value_name = "P")]
     pub safety_threshold: Option<f32>,
     /// Do not use the completion cache (reruns then call the model again).

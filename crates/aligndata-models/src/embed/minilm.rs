@@ -33,29 +33,29 @@ use super::{Embedder, l2_normalize};
 /// The default model this embedder loads.
 pub const MODEL_NAME: &str = "minilm-l6-v2";
 
-struct Layer {
+pub(crate) struct Layer {
     /// Query, key and value weights stacked: `[3 * hidden, hidden]`.
-    qkv_w: Tensor,
-    qkv_b: Vec<f32>,
-    attn_out_w: Tensor,
-    attn_out_b: Vec<f32>,
-    ln1_w: Vec<f32>,
-    ln1_b: Vec<f32>,
-    inter_w: Tensor,
-    inter_b: Vec<f32>,
-    out_w: Tensor,
-    out_b: Vec<f32>,
-    ln2_w: Vec<f32>,
-    ln2_b: Vec<f32>,
+    pub(crate) qkv_w: Tensor,
+    pub(crate) qkv_b: Vec<f32>,
+    pub(crate) attn_out_w: Tensor,
+    pub(crate) attn_out_b: Vec<f32>,
+    pub(crate) ln1_w: Vec<f32>,
+    pub(crate) ln1_b: Vec<f32>,
+    pub(crate) inter_w: Tensor,
+    pub(crate) inter_b: Vec<f32>,
+    pub(crate) out_w: Tensor,
+    pub(crate) out_b: Vec<f32>,
+    pub(crate) ln2_w: Vec<f32>,
+    pub(crate) ln2_b: Vec<f32>,
 }
 
 /// A BERT sentence embedder with mean pooling.
 pub struct MiniLmEmbedder {
-    name: String,
-    tokenizer: Tokenizer,
-    hidden: usize,
-    heads: usize,
-    eps: f32,
+    pub(crate) name: String,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) hidden: usize,
+    pub(crate) heads: usize,
+    pub(crate) eps: f32,
     act: HiddenAct,
     max_len: usize,
     word_emb: Vec<f32>,
@@ -63,7 +63,7 @@ pub struct MiniLmEmbedder {
     type0_emb: Vec<f32>,
     emb_ln_w: Vec<f32>,
     emb_ln_b: Vec<f32>,
-    layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
     vocab: usize,
     /// Tokens (rows) per forward pass; texts are packed, not padded.
     pub batch_tokens: usize,
@@ -301,14 +301,12 @@ impl MiniLmEmbedder {
         }
     }
 
-    /// Runs one packed batch; returns one normalised row per text.
-    fn forward_packed(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+    /// Token rows of one packed batch after the embedding layer and the first `upto`
+    /// transformer layers: `[sum of lengths, hidden]`, text after text.
+    pub(crate) fn hidden_states(&self, texts: &[&[u32]], upto: usize) -> Result<Vec<f32>> {
         let h = self.hidden;
         let lens: Vec<usize> = texts.iter().map(|ids| ids.len()).collect();
         let t: usize = lens.iter().sum();
-        if t == 0 {
-            return Ok(vec![vec![0.0; h]; texts.len()]);
-        }
         let mut x = Vec::with_capacity(t * h);
         for ids in texts {
             for (pos, &id) in ids.iter().enumerate() {
@@ -326,8 +324,11 @@ impl MiniLmEmbedder {
         if x.len() != t * h {
             bail!("token id or position out of range for {}", self.name);
         }
+        if t == 0 {
+            return Ok(x);
+        }
         self.layer_norm(&mut x, &self.emb_ln_w, &self.emb_ln_b);
-        for l in &self.layers {
+        for l in self.layers.iter().take(upto) {
             let qkv = self.linear(x.clone(), t, &l.qkv_w, &l.qkv_b)?;
             let ctx = self.attention(&qkv, &lens);
             let attn = self.linear(ctx, t, &l.attn_out_w, &l.attn_out_b)?;
@@ -339,6 +340,17 @@ impl MiniLmEmbedder {
             x.iter_mut().zip(&out).for_each(|(a, b)| *a += b);
             self.layer_norm(&mut x, &l.ln2_w, &l.ln2_b);
         }
+        Ok(x)
+    }
+
+    /// Runs one packed batch; returns one normalised row per text.
+    fn forward_packed(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        let lens: Vec<usize> = texts.iter().map(|ids| ids.len()).collect();
+        if lens.iter().sum::<usize>() == 0 {
+            return Ok(vec![vec![0.0; h]; texts.len()]);
+        }
+        let x = self.hidden_states(texts, self.layers.len())?;
         let mut rows = Vec::with_capacity(texts.len());
         let mut start = 0;
         for &len in &lens {

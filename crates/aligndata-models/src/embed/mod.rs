@@ -14,6 +14,7 @@
 //! product ([`dot`]).
 
 pub mod hashed;
+pub mod lora;
 pub mod minilm;
 pub mod static_vectors;
 
@@ -125,6 +126,48 @@ pub fn load_embedder_in(
     })
 }
 
+/// Several embedders side by side: each text's rows joined and renormalised, so the cosine of
+/// two joined rows is the mean of the parts' cosines. An ensemble of fine-tuned encoders
+/// ([`lora`]) is one.
+pub struct ConcatEmbedder {
+    name: String,
+    parts: Vec<Box<dyn Embedder>>,
+}
+
+impl ConcatEmbedder {
+    /// `parts` under `name`; errors when there are none.
+    pub fn new(name: impl Into<String>, parts: Vec<Box<dyn Embedder>>) -> Result<Self> {
+        if parts.is_empty() {
+            bail!("a joined embedder needs at least one part");
+        }
+        Ok(ConcatEmbedder {
+            name: name.into(),
+            parts,
+        })
+    }
+}
+
+impl Embedder for ConcatEmbedder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dim(&self) -> usize {
+        self.parts.iter().map(|p| p.dim()).sum()
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let mut rows: Vec<Vec<f32>> = vec![Vec::with_capacity(self.dim()); texts.len()];
+        for part in &self.parts {
+            for (row, piece) in rows.iter_mut().zip(part.embed(texts)?) {
+                row.extend(piece);
+            }
+        }
+        rows.iter_mut().for_each(|r| l2_normalize(r));
+        Ok(rows)
+    }
+}
+
 /// Dot product; the cosine for rows an [`Embedder`] returned.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -142,6 +185,27 @@ pub fn l2_normalize(v: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_rows_are_unit_length_and_average_the_cosines() {
+        let e = ConcatEmbedder::new(
+            "two",
+            vec![
+                Box::new(HashedEmbedder::new(64)),
+                Box::new(HashedEmbedder::new(128)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(e.dim(), 192);
+        let texts = ["my cat sleeps all day", "my cat sleeps all night"];
+        let rows = e.embed(&texts).unwrap();
+        assert!((dot(&rows[0], &rows[0]) - 1.0).abs() < 1e-5);
+        let a = HashedEmbedder::new(64).embed(&texts).unwrap();
+        let b = HashedEmbedder::new(128).embed(&texts).unwrap();
+        let mean = (dot(&a[0], &a[1]) + dot(&b[0], &b[1])) / 2.0;
+        assert!((dot(&rows[0], &rows[1]) - mean).abs() < 1e-5);
+        assert!(ConcatEmbedder::new("none", Vec::new()).is_err());
+    }
 
     #[test]
     fn kind_round_trips() {

