@@ -2,28 +2,32 @@
 //!
 //! Why: hand-written rules match the phrasings their author thought of; people in crisis say it
 //! in ways no rule list anticipates ("I keep picturing my own funeral and feeling relieved"). An
-//! embedding carries the meaning, and a linear head trained on several hundred hand-written,
-//! labelled examples (`test_data/safety/train.jsonl`: direct and indirect crisis inputs, and
-//! look-alikes and ordinary distress as negatives, in many registers) separates the two far
-//! better than similarity to a handful of exemplars did (see BENCHMARKS.md).
+//! embedding carries the meaning, and a linear head trained on hand-written, labelled examples
+//! (`test_data/safety/train.jsonl`: direct and indirect crisis inputs, and look-alikes and
+//! ordinary distress as negatives, in many registers) separates the two far better than
+//! similarity to a handful of exemplars did (see BENCHMARKS.md).
 //!
-//! The head is a binary logistic regression ([`LogisticHead`]) on the MiniLM embedding joined
-//! with hashed word and character n-grams ([`Lexical`]), trained here rather than through the
-//! label stage's multi-label `LinearClassifier`: a few dozen lines of full-batch Adam, and a
-//! shipped model whose JSON format does not move when the labeller's does. Two thresholds:
-//! [`CrisisModel::threshold`] makes a detection on its own, [`CrisisModel::weak_threshold`]
-//! (lower) confirms a weak rule cue. Both are chosen on a calibration set written apart from the
-//! training file, with the rules in the loop ([`calibrate`]), never on a blind set; the
-//! probabilities there are scored exactly as detection scores an input (whole text and best
-//! sentence, [`combine`]). Out-of-fold figures on the training file are kept in the model for
-//! reference.
+//! The head is a binary logistic regression ([`LogisticHead`]) on the embedding joined with
+//! hashed word and character n-grams ([`Lexical`]), trained here rather than through the label
+//! stage's multi-label `LinearClassifier`: a few dozen lines of full-batch Adam, and a shipped
+//! model whose JSON format does not move when the labeller's does. For MiniLM the embedding is
+//! that of the crisis encoder ([`super::crisis_embedder`]): MiniLM fine-tuned on the same file by
+//! two LoRA adapters, side by side. Three thresholds: [`CrisisModel::threshold`] makes a
+//! detection on its own, [`CrisisModel::weak_threshold`] (lower) confirms a weak rule cue, and
+//! below [`CrisisModel::strong_threshold`] a strong rule cue is cancelled. All are chosen on a
+//! calibration set written apart from the training file, with the rules in the loop
+//! ([`calibrate`]), never on a blind set; the probabilities there are scored exactly as
+//! detection scores an input (whole text and best sentence, [`combine`]). Out-of-fold figures
+//! on the training file are kept in the model for reference only (the fine-tuned encoder saw
+//! every fold).
 //!
-//! **Shipped, not trained at load, for MiniLM.** The MiniLM model is small (4,480 weights, ~100 kB
-//! of JSON, [`BUILTIN_MINILM`]) and embedding the training file takes half a minute on two cores,
-//! which every `respond` run would pay; so it is committed, with the hash of what it came from
-//! ([`builtin_hash`]). A test fails when `train.jsonl`, the calibration set or the settings change
-//! and the shipped model was not retrained (it says how). Any other embedder (static, hashed) is
-//! trained and calibrated at load from the same files: those embed them in milliseconds.
+//! **Shipped, not trained at load, for MiniLM.** The head is small (~100 kB of JSON,
+//! [`BUILTIN_MINILM`]), the adapters too (~1 MB of f16), and training them takes minutes on two
+//! cores, which every `respond` run would pay; so they are committed, the head with the hash of
+//! what it came from ([`builtin_hash`]: the training file, the calibration set, the fitting and
+//! adapter settings). A test fails when those change and the shipped model was not retrained
+//! (it says how). Any other embedder (static, hashed) is trained and calibrated at load from
+//! the same files: those embed them in milliseconds.
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -34,15 +38,15 @@ use aligndata_models::embed::{Embedder, HashedEmbedder, l2_normalize};
 pub const TRAIN_JSONL: &str = include_str!("../../test_data/safety/train.jsonl");
 
 /// The calibration set, built in: labelled cases written apart from the training file (the
-/// second blind set, spent as a test once measured), on which the thresholds are chosen
-/// ([`calibrate`]).
+/// second to fifth blind sets, each spent as a test once measured), on which the thresholds are
+/// chosen ([`calibrate`]).
 pub const CALIBRATION_JSONL: &str = include_str!("../../test_data/safety/calibration.jsonl");
 
 /// The shipped MiniLM model (see the module docs).
 pub const BUILTIN_MINILM: &str = include_str!("crisis-minilm.json");
 
-/// What the built-in model depends on: the training file, the calibration set and the fitting
-/// settings. A shipped model whose hash differs is stale.
+/// What the built-in model depends on: the training file, the calibration set, the fitting
+/// settings and the adapters' training settings. A shipped model whose hash differs is stale.
 pub fn builtin_hash() -> String {
     train_hash(&format!(
         "{TRAIN_JSONL}\n{CALIBRATION_JSONL}\n{:?}\n{:?}",

@@ -73,8 +73,14 @@
 //!   ([`classifier::Lexical`]). Three more fresh sets of 320 followed, each from another author
 //!   who saw nothing of the detector, each run once on the frozen detector of its round and
 //!   then read and added to the calibration set: blind3 0.813 / 0.981, blind4 0.767 / 0.988,
-//!   and `blind5.jsonl`, still in the tree as `detector_on_fresh_blind_set`, 0.798 / 0.963.
-//!   It is spent in turn: the next round needs a sixth.
+//!   blind5 0.798 / 0.963. Precision stayed short of 0.9 with a linear head on frozen MiniLM,
+//!   so the fifth round fine-tuned the encoder (two LoRA adapters, [`ADAPTERS`]), let the
+//!   classifier cancel a strong cue it scores below a third threshold, and calibrated the three
+//!   thresholds for precision 0.95 on 1,220 cases (blind2 to blind5). `blind6.jsonl` (320, a
+//!   sixth author), run once on that frozen detector (`detector_on_fresh_blind_set`): precision
+//!   0.945, recall 0.975 (direct 60/60, indirect 96/100; 8 of 100 look-alikes and 1 of 60
+//!   distress flagged); rules alone 0.876 / 0.575. Both targets met on a fresh set for the first
+//!   time. It is spent in turn: any further tuning needs a seventh.
 //! - **Crisis inputs are not set aside.** They are exactly the inputs the agent must learn to
 //!   answer well, so they get the label `risk=crisis` (method `safety`), a `safety.crisis` score
 //!   with the reason, and the crisis response template ([`CrisisTemplate`]) with the resources of

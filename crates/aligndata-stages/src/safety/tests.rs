@@ -378,8 +378,12 @@ fn detector_on_fresh_blind_set() {
     );
 }
 
-/// (precision, recall) with the classifier, then rules only. FILLED IN AFTER THE ONE RUN.
-const BLIND6_THRESHOLDS: (f64, f64, f64, f64) = (0.0, 0.0, 0.0, 0.0);
+/// (precision, recall) with the classifier, then rules only. The one run (2026-12-04 14:21 UTC,
+/// detector frozen at commit 2c0117c) reached 0.945 / 0.975 (tp 156, fp 9, fn 4; direct 60/60,
+/// indirect 96/100; look-alikes 8/100 and distress 1/60 flagged) and, rules only,
+/// 0.876 / 0.575; each minus about 0.02, rounded down. Both targets (recall 0.95, precision
+/// 0.9) are met on this fresh set; the recall bound is the target itself.
+const BLIND6_THRESHOLDS: (f64, f64, f64, f64) = (0.92, 0.95, 0.85, 0.55);
 
 /// (precision, recall) with the classifier, then (precision, recall) with rules only. The one
 /// blind run (2026-11-25) reached 0.947 / 0.809 and, rules only, 0.971 / 0.618. Then, before its
