@@ -117,27 +117,10 @@ pub const BUILTIN_ADAPTERS: [&[u8]; 2] = [
 /// and the calibration set better than on either alone (see BENCHMARKS.md), for one more
 /// MiniLM pass per input.
 pub const ADAPTERS: [LoraOptions; 2] = [
+    LoraOptions::DEFAULT,
     LoraOptions {
-        rank: 8,
-        alpha: 16.0,
-        first_layer: 2,
-        epochs: 3,
-        lr: 5e-4,
-        head_lr: 1e-2,
-        batch: 16,
-        max_tokens: 128,
-        seed: 7,
-    },
-    LoraOptions {
-        rank: 8,
-        alpha: 16.0,
         first_layer: 0,
-        epochs: 3,
-        lr: 5e-4,
-        head_lr: 1e-2,
-        batch: 16,
-        max_tokens: 128,
-        seed: 7,
+        ..LoraOptions::DEFAULT
     },
 ];
 

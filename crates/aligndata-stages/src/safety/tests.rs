@@ -708,11 +708,7 @@ fn dev_compare_classifier_features() {
                     .embed(&texts)
                     .unwrap_or_else(|e| panic!("{e:#}"))
                     .iter()
-                    .map(|row| {
-                        let z: f32 =
-                            row.iter().zip(&a.head.0).map(|(x, w)| x * w).sum::<f32>() + a.head.1;
-                        Some(1.0 / (1.0 + (-z).exp()))
-                    })
+                    .map(|row| Some(1.0 / (1.0 + (-a.logit(row)).exp())))
                     .collect(),
                 _ => vec![None; texts.len()],
             };

@@ -114,6 +114,7 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
                 }
                 check.model.threshold = t;
                 check.model.weak_threshold = check.model.weak_threshold.min(t);
+                check.model.strong_threshold = check.model.strong_threshold.min(t);
             }
             Detector::with_classifier(check)
         }
