@@ -143,6 +143,13 @@ pub fn run(args: RespondArgs, ui: &Ui) -> Result<Outcome> {
             "policy": args.policy, "resources": args.resources, "backend": format!("{:?}", args.backend).to_lowercase(),
             "model": args.model, "safety_embedder": args.safety_embedder,
             "safety_threshold": detector.classifier().map(|c| c.model.threshold),
+            // What a reviewer needs to audit a crisis decision: the classifier's encoder and
+            // all three thresholds (solo, confirming a weak cue, cancelling a strong one).
+            "safety_classifier": detector.classifier().map(|c| json!({
+                "embedder": c.model.embedder, "threshold": c.model.threshold,
+                "weak_threshold": c.model.weak_threshold,
+                "strong_threshold": c.model.strong_threshold,
+            })),
         }),
     };
     let total = aligndata_dataset::Dataset::open(&args.dataset)

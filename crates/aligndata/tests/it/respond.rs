@@ -50,6 +50,15 @@ fn respond_then_judge_on_an_ingested_dataset() {
     assert_eq!(j["respond"]["records"], 3);
     assert_eq!(j["respond"]["crisis"], 1);
     assert_eq!(j["respond"]["model_candidates"], 4);
+    // The manifest says which crisis classifier decided, with its three thresholds.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.path("resp/manifest.json")).expect("manifest"))
+            .expect("manifest json");
+    let safety = &manifest["config"]["respond"]["echo"]["safety_classifier"];
+    assert_eq!(safety["embedder"], "minilm-l6-v2+crisis-lora", "{manifest}");
+    for t in ["threshold", "weak_threshold", "strong_threshold"] {
+        assert!(safety[t].as_f64().is_some(), "{t} missing: {safety}");
+    }
 
     let recs = records(&ctx, "resp");
     assert_eq!(recs.len(), 3);
