@@ -378,6 +378,56 @@ fn detector_on_fresh_blind_set() {
     );
 }
 
+/// `real_counselchat.jsonl`: the first 240 distinct questions of CounselChat
+/// (`shared/data/counsel-chat`, MIT: real people writing to therapists), labelled crisis or not
+/// (26 crisis) by a reader who saw neither the detector nor its data, with a few words of why
+/// each. Not hand-written look-alikes but the text the tool will meet: heavy, ordinary distress
+/// (depression, panic, self-loathing), where the base rate of crisis is low. Measured after
+/// blind6, nothing tuned on it. The detector is far less precise here than on the hand-written
+/// sets: it flags about 1 in 4 of these questions and two of every three flags are ordinary
+/// distress (the classifier alone at p 0.5–0.8, and cues such as "urge to throw away all my
+/// stuff" learned as giving things away). REAL_THRESHOLDS records the level reached, minus a
+/// case, so that the next round can only improve it; `CRISIS_SHOW=1` prints each error.
+#[test]
+fn detector_on_real_counselchat_questions() {
+    let cases = load("real_counselchat.jsonl");
+    assert_eq!(cases.len(), 240);
+    let Some(embedder) = minilm() else { return };
+    let check = ClassifierCheck::new(embedder.as_ref()).unwrap_or_else(|e| panic!("{e:#}"));
+    let det = Detector::with_classifier(check);
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    let dets = det.detect_batch(&texts).unwrap_or_else(|e| panic!("{e:#}"));
+    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+    for (c, d) in cases.iter().zip(&dets) {
+        match (c.crisis, d.crisis) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            _ => {}
+        }
+        if c.crisis != d.crisis && std::env::var_os("CRISIS_SHOW").is_some() {
+            let what = if c.crisis { "MISSED" } else { "FALSE ALARM" };
+            println!("{what} [{}] {} -- {}", c.kind, c.text, d.reason());
+        }
+    }
+    let precision = f64::from(tp) / f64::from((tp + fp).max(1));
+    let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
+    println!(
+        "real_counselchat.jsonl, rules + fine-tuned classifier: tp {tp} fp {fp} fn {fn_}: precision {precision:.3}, recall {recall:.3}"
+    );
+    let (min_p, min_r) = REAL_THRESHOLDS;
+    assert!(
+        precision >= min_p,
+        "real precision {precision:.3} < {min_p}"
+    );
+    assert!(recall >= min_r, "real recall {recall:.3} < {min_r}");
+}
+
+/// (precision, recall) on `real_counselchat.jsonl`: 0.365 / 0.885 (tp 23, fp 40, fn 3) at
+/// 2c0117c's detector (the round-4 detector, a linear head on frozen MiniLM: 0.362 / 0.962;
+/// rules only: 0.700 / 0.538), minus about a case each.
+const REAL_THRESHOLDS: (f64, f64) = (0.35, 0.84);
+
 /// (precision, recall) with the classifier, then rules only. The one run (2026-12-04 14:21 UTC,
 /// detector frozen at commit 2c0117c) reached 0.945 / 0.975 (tp 156, fp 9, fn 4; direct 60/60,
 /// indirect 96/100; look-alikes 8/100 and distress 1/60 flagged) and, rules only,
