@@ -282,7 +282,6 @@ pub fn train(
         .collect::<Result<_>>()?;
 
     // Trainable updates for every matrix of the upper layers.
-    let normal_a = Normal::new(0.0f32, (1.0 / h as f32).sqrt()).map_err(|e| anyhow!("{e}"))?;
     let mut updates = Vec::new();
     for layer in opts.first_layer..n_layers {
         let l = &base.layers[layer];
@@ -294,11 +293,8 @@ pub fn train(
                 Matrix::Out => &l.out_w,
             };
             let (out, inp) = w.dims2()?;
-            let normal = if inp == h {
-                normal_a
-            } else {
-                Normal::new(0.0f32, (1.0 / inp as f32).sqrt()).map_err(|e| anyhow!("{e}"))?
-            };
+            let normal =
+                Normal::new(0.0f32, (1.0 / inp as f32).sqrt()).map_err(|e| anyhow!("{e}"))?;
             let a: Vec<f32> = (0..opts.rank * inp)
                 .map(|_| normal.sample(&mut rng))
                 .collect();

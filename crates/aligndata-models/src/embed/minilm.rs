@@ -33,6 +33,7 @@ use super::{Embedder, l2_normalize};
 /// The default model this embedder loads.
 pub const MODEL_NAME: &str = "minilm-l6-v2";
 
+#[derive(Clone)]
 pub(crate) struct Layer {
     /// Query, key and value weights stacked: `[3 * hidden, hidden]`.
     pub(crate) qkv_w: Tensor,
@@ -50,6 +51,7 @@ pub(crate) struct Layer {
 }
 
 /// A BERT sentence embedder with mean pooling.
+#[derive(Clone)]
 pub struct MiniLmEmbedder {
     pub(crate) name: String,
     pub(crate) tokenizer: Tokenizer,

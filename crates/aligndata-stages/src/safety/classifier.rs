@@ -85,39 +85,37 @@ pub fn calibrate(
         (1..=solo).flat_map(move |weak| (0..=solo).map(move |strong| (solo, weak, strong)))
     });
     for (solo, weak, strong) in grid {
+        let m = CrisisModel {
+            threshold: solo as f32 * 0.05,
+            weak_threshold: weak as f32 * 0.05,
+            strong_threshold: strong as f32 * 0.05,
+            ..model.clone()
+        };
+        let (mut tp, mut fp, mut fneg) = (0u32, 0u32, 0u32);
+        for ((case, r), p) in cases.iter().zip(&rules).zip(&probs) {
+            match (detector.decide_from(r.clone(), *p, &m).crisis, case.crisis) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fneg += 1,
+                _ => {}
+            }
+        }
+        let precision = f64::from(tp) / f64::from((tp + fp).max(1));
+        let recall = f64::from(tp) / f64::from((tp + fneg).max(1));
+        let feasible = precision >= CALIBRATION_PRECISION;
+        let key = (
+            feasible,
+            if feasible { recall } else { precision },
+            precision,
+            solo,
+            weak,
+            strong,
+        );
+        if best
+            .as_ref()
+            .is_none_or(|(k, _, _)| key.partial_cmp(k) == Some(std::cmp::Ordering::Greater))
         {
-            let m = CrisisModel {
-                threshold: solo as f32 * 0.05,
-                weak_threshold: weak as f32 * 0.05,
-                strong_threshold: strong as f32 * 0.05,
-                ..model.clone()
-            };
-            let (mut tp, mut fp, mut fneg) = (0u32, 0u32, 0u32);
-            for ((case, r), p) in cases.iter().zip(&rules).zip(&probs) {
-                match (detector.decide_from(r.clone(), *p, &m).crisis, case.crisis) {
-                    (true, true) => tp += 1,
-                    (true, false) => fp += 1,
-                    (false, true) => fneg += 1,
-                    _ => {}
-                }
-            }
-            let precision = f64::from(tp) / f64::from((tp + fp).max(1));
-            let recall = f64::from(tp) / f64::from((tp + fneg).max(1));
-            let feasible = precision >= CALIBRATION_PRECISION;
-            let key = (
-                feasible,
-                if feasible { recall } else { precision },
-                precision,
-                solo,
-                weak,
-                strong,
-            );
-            if best
-                .as_ref()
-                .is_none_or(|(k, _, _)| key.partial_cmp(k) == Some(std::cmp::Ordering::Greater))
-            {
-                best = Some((key, precision, recall));
-            }
+            best = Some((key, precision, recall));
         }
     }
     if let Some(((_, _, _, solo, weak, strong), precision, recall)) = best {

@@ -136,9 +136,11 @@ pub const CRISIS_ENCODER: &str = "minilm-l6-v2+crisis-lora";
 /// trained on.
 pub fn crisis_embedder(offline: bool, progress: &dyn Fn(&str)) -> Result<ConcatEmbedder> {
     let dir = aligndata_models::registry::ensure(minilm::MODEL_NAME, offline, progress)?;
+    // Read the weights once; each adapter is merged into its own copy.
+    let base = MiniLmEmbedder::load(&dir)?;
     let mut parts: Vec<Box<dyn Embedder>> = Vec::new();
     for (i, bytes) in BUILTIN_ADAPTERS.iter().enumerate() {
-        let mut model = MiniLmEmbedder::load(&dir)?;
+        let mut model = base.clone();
         let adapter = Adapter::from_bytes(bytes, &format!("the shipped crisis-lora-{i}"))?;
         model.apply_adapter(&adapter, &format!("crisis-lora-{i}"))?;
         parts.push(Box::new(model));
